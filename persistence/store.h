@@ -1,0 +1,367 @@
+/*
+ * store.h — isoworld's durable state in an LMDB environment.
+ *
+ * The only public header of persistence/. It keeps users, player code (branches and
+ * modules), player Memory, CPU state, world blobs and the game time in named LMDB
+ * databases of one environment, and checks a schema version record at open. Every
+ * change is made inside a transaction; a tick is one write transaction. It depends on
+ * nothing else of isoworld, and no LMDB type or header crosses this file: handles are
+ * opaque and LMDB's error codes are mapped to store_status.
+ *
+ * What it must not do: decide policy (limits on memory size, which branch runs, CPU
+ * rules) — the server decides; hold global state — everything lives in the store handle;
+ * block the server's loop thread — callers run writes on the tick/writer thread.
+ *
+ * Objects and their lifetimes:
+ *   store      one open environment (a data directory). store_create, store_open,
+ *              store_close. Never open the same directory twice in one process (an LMDB
+ *              rule: closing one handle would drop the other's locks).
+ *   store_txn  a read snapshot or the single write transaction. Ended exactly once by
+ *              store_commit or store_abort, both of which free it. Every txn must be
+ *              ended before store_close.
+ *
+ * Thread-safety:
+ *   - store_read_begin may be called from any thread; a read txn may be used from any
+ *     thread (the environment is opened with MDB_NOTLS), one thread at a time.
+ *   - There is at most one write txn at a time (store_write_begin blocks until the
+ *     previous one ends). A write txn must be used, committed and aborted on the thread
+ *     that began it. That thread beginning a second one, or calling store_backup, gets
+ *     STORE_BUSY instead of waiting for itself forever.
+ *   - store_errmsg may be called from any thread.
+ *
+ * Borrowed pointers: functions that hand out `const void *` / `const char *` data point
+ * into the LMDB map. In a read txn they stay valid until the txn ends. In a write txn they
+ * stay valid only until the next write through that txn, or its end, whichever is first.
+ * Never write through them.
+ *
+ * Errors: every function returning int returns STORE_OK (0) or a negative store_status.
+ * After a failure, store_txn_errmsg(txn) (for calls on a txn) and store_errmsg(store)
+ * (for any call) give a one-line detail that names the record and, when LMDB failed,
+ * LMDB's own message. STORE_NOTFOUND from a lookup is an answer, not a failure: it leaves
+ * both messages alone. When an LMDB write fails inside a write txn (STORE_FULL, STORE_IO,
+ * ...), LMDB poisons the txn: every later call on it returns STORE_BADTXN, and it can only
+ * be aborted (store_commit of it returns STORE_BADTXN and frees it). STORE_NOTFOUND,
+ * STORE_EXISTS, STORE_INVALID and STORE_CORRUPT detected by the store itself leave the txn
+ * usable.
+ *
+ * On-disk format (schema version 1). Keys are big-endian so range scans go in id order;
+ * values are little-endian; user and cpu records start with a record-version byte.
+ *   meta        "schema_version" -> u32; "game_time" -> u64; "next_user_id" -> u64
+ *   users       u64 id -> user record
+ *   usernames   ASCII-lower-cased username -> u64 id (big-endian)
+ *   code        u64 id | branch | '\0' | module -> u8 flags (bit 0: binary) | bytes
+ *   code_stamp  u64 id -> u64 stamp
+ *   memory      u64 id -> u8 encoding (0: raw) | bytes
+ *   cpu         u64 id -> cpu record
+ *   world       key string -> bytes (opaque to the store)
+ */
+#ifndef ISOWORLD_STORE_H
+#define ISOWORLD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The schema this build reads and writes. A data directory with another version is
+ * refused by store_open with STORE_SCHEMA. */
+#define STORE_SCHEMA_VERSION 1u
+
+/* Status codes: 0 is OK, errors negative. X(name, value, text). */
+#define STORE_STATUS_MAP(X)                                                        \
+  X(OK, 0, "ok")                                                                   \
+  X(NOTFOUND, -1, "not found")                                                     \
+  X(EXISTS, -2, "already exists")                                                  \
+  X(INVALID, -3, "invalid argument")                                               \
+  X(NOMEM, -4, "out of memory")                                                    \
+  X(IO, -5, "I/O error")                                                           \
+  X(FULL, -6, "database full (map size or disk space exhausted)")                  \
+  X(BUSY, -7, "busy (too many readers, or the environment is locked)")             \
+  X(READONLY, -8, "the store or transaction is read-only")                         \
+  X(SCHEMA, -9, "unsupported schema version, or not an isoworld data directory")   \
+  X(CORRUPT, -10, "corrupt data (a record or the database file failed to decode)") \
+  X(BADTXN, -11, "the transaction failed earlier and must be aborted")             \
+  X(INTERNAL, -12, "internal error")
+
+typedef enum {
+#define STORE__ENUM(name, value, text) STORE_##name = value,
+  STORE_STATUS_MAP(STORE__ENUM)
+#undef STORE__ENUM
+} store_status;
+
+/* Text of a status; never NULL (unknown codes give "unknown error"). */
+const char *store_strerror(int status);
+
+/* Field sizes, in bytes including the terminating NUL. */
+#define STORE_USERNAME_MAX 64
+#define STORE_EMAIL_MAX 128
+#define STORE_PASSWORD_HASH_MAX 128 /* fits libsodium's crypto_pwhash_STRBYTES */
+#define STORE_BRANCH_MAX 64
+#define STORE_MODULE_NAME_MAX 256
+#define STORE_WORLD_KEY_MAX 256
+#define STORE_ERRMSG_MAX 512
+
+typedef struct store store;
+typedef struct store_txn store_txn;
+
+/* ------------------------------------------------------------------ lifecycle */
+
+typedef struct store_options {
+  uint64_t map_size;    /* maximum size of the database in bytes; 0 = 4 GiB. The file
+                           is sparse: it only takes the space actually used. */
+  unsigned max_readers; /* concurrent read txns; 0 = 126, values below 126 are raised */
+  bool nosync;          /* MDB_NOSYNC: commits are not fsync'd (benchmarks only; a
+                           system crash may lose or corrupt recent commits). Default
+                           false: a commit that returned STORE_OK is on disk. */
+  bool readonly;        /* open an existing store read-only: no write txn, nothing
+                           created. */
+} store_options;
+
+/* Allocates an unopened store handle into *out. Errors: STORE_INVALID (out NULL),
+ * STORE_NOMEM. Free it with store_close, whether or not store_open succeeded. */
+int store_create(store **out);
+
+/* Opens the store in directory `dir` (copied). opt may be NULL for defaults.
+ * Unless readonly, creates `dir` with its missing parents (mode 0700) and, on an empty
+ * environment, creates the databases and writes the schema version record.
+ * On an existing environment, checks the schema version record.
+ * Errors (store_errmsg(s) says which file and why):
+ *   STORE_INVALID   s or dir NULL/empty, or s already opened.
+ *   STORE_SCHEMA    the schema version differs from STORE_SCHEMA_VERSION (both are
+ *                   named), the meta record is missing, or data.mdb is an LMDB
+ *                   environment that is not an isoworld store.
+ *   STORE_CORRUPT   data.mdb is not an LMDB file, is damaged or truncated.
+ *   STORE_NOTFOUND  readonly and there is no store in dir.
+ *   STORE_IO        dir cannot be created/accessed (e.g. it is a file, permission).
+ *   STORE_BUSY, STORE_NOMEM.
+ * After a failure the handle can only be closed (and store_errmsg read). */
+int store_open(store *s, const char *dir, const store_options *opt);
+
+/* Closes the environment and frees s. Every txn of s must have been ended. Valid after a
+ * failed or without store_open; s may be NULL. */
+void store_close(store *s);
+
+/* Copies the detail of the most recent failure of any call on s or its txns (from any
+ * thread) into buf (size bytes, always NUL-terminated when size > 0); returns buf.
+ * "" when nothing failed yet. Safe to call concurrently with other calls on s. */
+const char *store_errmsg(store *s, char *buf, size_t size);
+
+/* The directory given to store_open (borrowed, valid until store_close), or NULL. */
+const char *store_path(const store *s);
+
+/* ------------------------------------------------------------------ transactions */
+
+/* Begins a read-only snapshot of the last committed state into *out.
+ * Errors: STORE_INVALID (store not open), STORE_BUSY (all reader slots in use),
+ * STORE_NOMEM, STORE_IO. */
+int store_read_begin(store *s, store_txn **out);
+
+/* Begins the write transaction into *out, waiting for the previous writer to finish.
+ * Must be ended on the calling thread. Errors: STORE_INVALID, STORE_READONLY (store
+ * opened readonly), STORE_BUSY (this thread already holds the write txn), STORE_NOMEM,
+ * STORE_IO. */
+int store_write_begin(store *s, store_txn **out);
+
+/* Commits (or, for a read txn, simply ends) txn and frees it — also on failure, in which
+ * case nothing of the txn was written. Errors: STORE_BADTXN (an earlier write failed),
+ * STORE_FULL, STORE_IO; the detail goes to store_errmsg. txn NULL: STORE_INVALID. */
+int store_commit(store_txn *txn);
+
+/* Discards txn's changes (if any) and frees it. txn may be NULL. */
+void store_abort(store_txn *txn);
+
+/* True for a write txn. */
+bool store_txn_is_write(const store_txn *txn);
+
+/* Detail of the most recent failed call on txn, "" if none. Borrowed: valid until the
+ * next call on txn or its end. */
+const char *store_txn_errmsg(const store_txn *txn);
+
+/* ------------------------------------------------------------------ meta */
+
+/* The schema version recorded in the store. */
+int store_get_schema_version(store_txn *txn, uint32_t *out);
+
+/* The game time (tick number) last set; 0 if never set. Errors: STORE_CORRUPT. */
+int store_get_game_time(store_txn *txn, uint64_t *out);
+
+/* Sets the game time. Write txn only (else STORE_READONLY). */
+int store_set_game_time(store_txn *txn, uint64_t game_time);
+
+/* ------------------------------------------------------------------ users */
+
+/* A user, by value. Strings are NUL-terminated within their arrays. */
+typedef struct store_user {
+  uint64_t id;                                 /* > 0; see store_next_user_id */
+  char username[STORE_USERNAME_MAX];           /* 1..63 bytes, unique ignoring ASCII case */
+  char email[STORE_EMAIL_MAX];                 /* may be empty */
+  char password_hash[STORE_PASSWORD_HASH_MAX]; /* opaque to the store; may be empty */
+  char active_branch[STORE_BRANCH_MAX];        /* branch the server runs; may be empty */
+  int32_t cpu_limit;                           /* ms per tick */
+  uint32_t flags;                              /* meaning defined by the server */
+  int64_t created_ms;                          /* Unix time in ms */
+} store_user;
+
+/* Inserts or replaces the user u->id and keeps the username index consistent (renaming
+ * frees the old name). Write txn only. Also raises the next_user_id counter above u->id.
+ * Errors: STORE_INVALID (id 0, username empty or not NUL-terminated within its array, a
+ * string field not NUL-terminated), STORE_EXISTS (another user has this username, ignoring
+ * ASCII case; nothing was changed), STORE_READONLY. */
+int store_user_put(store_txn *txn, const store_user *u);
+
+/* Copies user `id` into *out. Errors: STORE_NOTFOUND, STORE_CORRUPT (the record fails to
+ * decode; *out is then unspecified). */
+int store_user_get(store_txn *txn, uint64_t id, store_user *out);
+
+/* Finds a user by username, ignoring ASCII case. Errors: STORE_NOTFOUND, STORE_INVALID
+ * (NULL/empty/too long username), STORE_CORRUPT. */
+int store_user_find(store_txn *txn, const char *username, store_user *out);
+
+/* Deletes user `id`, its username index entry, and all of its code, code stamp, memory
+ * and CPU records. Write txn only. Errors: STORE_NOTFOUND (no such user). */
+int store_user_delete(store_txn *txn, uint64_t id);
+
+/* Number of users. */
+int store_user_count(store_txn *txn, size_t *out);
+
+/* Allocates a fresh user id: returns the counter (first id is 1) and advances it.
+ * Ids are never reused, even after store_user_delete. Write txn only. */
+int store_next_user_id(store_txn *txn, uint64_t *out);
+
+/* Calls fn for each user in increasing id order. u is valid only during the call. fn
+ * must not write through txn. If fn returns non-zero, iteration stops and that value is
+ * returned (use positive values to tell them from store errors). Errors: STORE_CORRUPT
+ * (a record fails to decode; iteration stops there). */
+int store_user_iter(store_txn *txn, int (*fn)(const store_user *u, void *ud), void *ud);
+
+/* ------------------------------------------------------------------ code */
+
+/* One module of a branch. Pointers are borrowed (see "Borrowed pointers" above). */
+typedef struct store_code_module {
+  const char *name; /* NUL-terminated */
+  const void *data;
+  size_t len;
+  bool binary; /* bytes of a binary module (e.g. wasm), else JS source */
+} store_code_module;
+
+/* Branch: 1..63 bytes; module name: 1..255 bytes; both NUL-terminated C strings.
+ * Other values give STORE_INVALID. */
+
+/* Inserts or replaces one module (data copied; len may be 0). Write txn only. */
+int store_code_put_module(store_txn *txn, uint64_t uid, const char *branch, const char *module, const void *data,
+                          size_t len, bool binary);
+
+/* Reads one module into *out (name is `module` itself). Errors: STORE_NOTFOUND,
+ * STORE_CORRUPT. */
+int store_code_get_module(store_txn *txn, uint64_t uid, const char *branch, const char *module, store_code_module *out);
+
+/* Deletes one module. Write txn only. Errors: STORE_NOTFOUND. */
+int store_code_delete_module(store_txn *txn, uint64_t uid, const char *branch, const char *module);
+
+/* Calls fn for each module of one branch of one user, in byte order of module names.
+ * m (and m->name) is valid only during the call; m->data as for borrowed pointers.
+ * fn must not write through txn. Stop/return as store_user_iter. A branch without modules
+ * simply makes no call. */
+int store_code_iter_branch(store_txn *txn, uint64_t uid, const char *branch,
+                           int (*fn)(const store_code_module *m, void *ud), void *ud);
+
+/* Calls fn once for each branch of user uid that has at least one module, in byte
+ * order. branch is valid only during the call. Stop/return as store_user_iter. */
+int store_code_iter_branches(store_txn *txn, uint64_t uid, int (*fn)(const char *branch, void *ud), void *ud);
+
+/* Deletes every module of one branch. Write txn only. Errors: STORE_NOTFOUND (the
+ * branch had no module). */
+int store_code_delete_branch(store_txn *txn, uint64_t uid, const char *branch);
+
+/* A per-user code stamp (a revision counter or a timestamp: the server's choice) so the
+ * server knows when to reload a player's code. get gives 0 if never set. */
+int store_code_set_stamp(store_txn *txn, uint64_t uid, uint64_t stamp);
+int store_code_get_stamp(store_txn *txn, uint64_t uid, uint64_t *out);
+
+/* ------------------------------------------------------------------ memory */
+
+/* Stores the player's Memory string (copied; len may be 0). Write txn only. */
+int store_memory_put(store_txn *txn, uint64_t uid, const void *data, size_t len);
+
+/* Borrowed pointer to the player's Memory (not NUL-terminated) and its length.
+ * Errors: STORE_NOTFOUND (never stored), STORE_CORRUPT. */
+int store_memory_get(store_txn *txn, uint64_t uid, const char **data, size_t *len);
+
+/* Deletes the player's Memory. Write txn only. Errors: STORE_NOTFOUND. */
+int store_memory_delete(store_txn *txn, uint64_t uid);
+
+/* ------------------------------------------------------------------ cpu */
+
+typedef struct store_cpu {
+  int32_t limit;        /* ms per tick */
+  int64_t bucket;       /* accumulated unused CPU, ms */
+  int32_t last_used_ms; /* CPU used in the last tick that ran */
+  uint64_t last_tick;   /* game time of that tick */
+} store_cpu;
+
+/* Write txn only. */
+int store_cpu_put(store_txn *txn, uint64_t uid, const store_cpu *cpu);
+/* Errors: STORE_NOTFOUND, STORE_CORRUPT. */
+int store_cpu_get(store_txn *txn, uint64_t uid, store_cpu *out);
+
+/* ------------------------------------------------------------------ world */
+
+/* Opaque blobs of the world (e.g. one per room) under string keys of 1..255 bytes. The
+ * encoding of the bytes belongs to the caller. Keys sort bytewise, so a common prefix
+ * ("room:") makes a contiguous range. */
+int store_world_put(store_txn *txn, const char *key, const void *data, size_t len);
+/* Errors: STORE_NOTFOUND. */
+int store_world_get(store_txn *txn, const char *key, const void **data, size_t *len);
+/* Errors: STORE_NOTFOUND. */
+int store_world_delete(store_txn *txn, const char *key);
+/* Calls fn for each key starting with prefix ("" or NULL: all), in byte order. key is
+ * valid only during the call; data as for borrowed pointers. Stop/return as
+ * store_user_iter. */
+int store_world_iter(store_txn *txn, const char *prefix,
+                     int (*fn)(const char *key, const void *data, size_t len, void *ud), void *ud);
+
+/* ------------------------------------------------------------------ backup, info */
+
+/* Writes a consistent copy of the store, as of the last commit, to directory `dir`
+ * (created like store_open's; it must not already hold a data.mdb), while the store stays
+ * in use. compact: skip free pages (smaller copy, slower). The copy is itself a store
+ * that store_open opens. Blocks writers only briefly (compact: not at all). Must not be
+ * called from a thread that holds the write txn (it would wait for itself: STORE_BUSY).
+ * A failed copy is removed. Errors: STORE_EXISTS (dir/data.mdb exists), STORE_BUSY,
+ * STORE_FULL (disk full), STORE_IO, STORE_INVALID. */
+int store_backup(store *s, const char *dir, bool compact);
+
+typedef struct store_db_info {
+  const char *name; /* static string */
+  uint64_t entries;
+  uint64_t bytes; /* pages used by the database times the page size */
+  uint32_t depth; /* B-tree depth */
+} store_db_info;
+
+#define STORE_INFO_MAX_DBS 16
+
+typedef struct store_info {
+  uint32_t schema_version;
+  uint64_t game_time;
+  uint64_t map_size; /* configured maximum, bytes */
+  uint64_t map_used; /* bytes of the file in use (up to the last used page) */
+  uint32_t page_size;
+  uint64_t last_txnid;
+  uint32_t max_readers;
+  uint32_t reader_slots_used; /* high-water mark of reader slots in the lock file */
+  size_t n_dbs;
+  store_db_info dbs[STORE_INFO_MAX_DBS];
+} store_info;
+
+/* Fills *out from txn's snapshot (counts) and the environment (sizes). For debugging and
+ * admin views. */
+int store_get_info(store_txn *txn, store_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ISOWORLD_STORE_H */
