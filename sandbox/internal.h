@@ -87,9 +87,19 @@ void sbx__iso_run(sbx__iso *iso, sbx__run *run);
 
 /* ------------------------------------------------------------ a run in progress */
 
+/* Shared between a vm and the thread running it when the pool gives up on that thread:
+ * the vm does not run again while `alive` (no pile-up of stuck threads per player). */
+typedef struct sbx__zombie {
+  int alive; /* __atomic builtins */
+  int refs;
+} sbx__zombie;
+
 struct sbx__run {
-  /* in */
+  /* in: a private copy of the caller's sbx_tick_in (strings included), so a thread the
+   * pool gave up on never reads the caller's memory after sbx_pool_run returned */
   const sbx_tick_in *in;
+  sbx_tick_in in_copy;
+  void *in_arena;
   sbx__code *code;
   bool new_global;          /* make a fresh global before running */
   sbx__iso *iso;
@@ -103,6 +113,7 @@ struct sbx__run {
   struct sbx__run *wd_next;
   int wd_state;             /* 0 idle, 1 watched, 2 abandoned; __atomic builtins */
   uint64_t wd_terminated_at;
+  sbx__zombie *zombie;      /* set by the pool when it gives up on this run */
   void (*on_abandon)(sbx__run *run, void *ud);
   void *on_abandon_ud;
   /* out */
@@ -115,6 +126,12 @@ struct sbx__run {
   size_t memory_len;
   bool memory_changed;
   bool dispose_iso;         /* heap limit or halt: drop the isolate after the run */
+  bool commands_run;
+  sbx_segment *segments_written; /* malloc'd, moved to sbx_tick_out */
+  size_t n_segments_written;
+  bool active_segments_set;
+  int active_segments[SBX_SEGMENTS_ACTIVE_MAX];
+  size_t n_active_segments;
   sbx_heap heap;
 };
 
@@ -123,10 +140,16 @@ struct sbx__run {
 void sbx__run_begin(sbx__run *run);
 /* Called by the shim when player code is done (before heap checks). */
 void sbx__run_end(sbx__run *run);
+/* Gives a terminated run a fresh budget of extra_ms (CPU and wall) from now: console
+ * commands still run after a CPU timeout. The hard limit is unchanged. */
+void sbx__run_rearm(sbx__run *run, double extra_ms);
 /* CPU milliseconds since sbx__run_begin (Game.cpu.getUsed). */
 double sbx__run_cpu_ms(const sbx__run *run);
 
 uint64_t sbx__now_ns(clockid_t clock);
+
+/* Threads given up on that are still inside V8 (sandbox.c). */
+void sbx__stuck_add(int delta);
 
 #ifdef __cplusplus
 }

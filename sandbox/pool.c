@@ -18,7 +18,7 @@
 
 bool sbx__vm_tick(sbx_vm *vm, const sbx_tick_in *in, sbx_tick_out *out,
                   void (*on_abandon)(sbx__run *, void *), void *abandon_ud, bool (*abandoned)(void *));
-sbx__iso *sbx__vm_detach_iso(sbx_vm *vm);
+sbx__iso *sbx__vm_detach_iso(sbx_vm *vm, sbx__zombie *z);
 
 #define POOL_STACK_SIZE (8u << 20)
 
@@ -69,10 +69,18 @@ static bool worker_abandoned(void *ud) { return atomic_load(&((worker *)ud)->ret
 
 /* Watchdog thread, under the watchdog's lock. */
 static void worker_abandon(sbx__run *run, void *ud) {
-  (void)run;
   worker *w = ud;
   sbx_pool *p = w->pool;
   pthread_mutex_lock(&p->mu);
+  /* The vm gets a fresh isolate next time, but not while this thread is still stuck.
+   * Set before `retired`, which the stuck thread reads (seq_cst) before run->zombie. */
+  sbx__zombie *z = malloc(sizeof *z);
+  if (z) {
+    z->alive = 1;
+    z->refs = 2; /* the vm's and the run's */
+  }
+  run->zombie = z;
+  sbx__stuck_add(1);
   atomic_store(&w->retired, true);
   for (worker **q = &p->workers; *q; q = &(*q)->next) {
     if (*q == w) {
@@ -84,7 +92,7 @@ static void worker_abandon(sbx__run *run, void *ud) {
   sbx_job *job = __atomic_load_n(&w->job, __ATOMIC_ACQUIRE);
   __atomic_store_n(&w->job, NULL, __ATOMIC_RELEASE);
   if (job) {
-    sbx__vm_detach_iso(job->vm);
+    sbx__vm_detach_iso(job->vm, z);
     memset(&job->out, 0, sizeof job->out);
     job->out.status = SBX_ABANDONED;
     job->out.error = strdup(sbx_strerror(SBX_ABANDONED));
@@ -99,6 +107,8 @@ static void worker_abandon(sbx__run *run, void *ud) {
     job->out.wall_ns = run->hard_ns;
     job->out.cpu_ns = sbx__now_ns(run->cpu_clock) - run->cpu_start_ns;
     if (atomic_fetch_add(&p->done, 1) + 1 == p->n) pthread_cond_broadcast(&p->done_cv);
+  } else if (z) {
+    z->refs = 1; /* no vm holds it */
   }
   atomic_fetch_add(&p->abandoned, 1);
   if (!p->stop) spawn_worker(p);

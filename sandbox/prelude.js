@@ -25,6 +25,51 @@
   const mapDelete = Map.prototype.delete;
   const promiseThen = Promise.prototype.then;
   const ErrorCtor = Error;
+  const ArrayIsArray = Array.isArray;
+  const ObjectKeys = Object.keys;
+
+  // ------------------------------------------------------------ builtin guards
+  // Some builtins abort the whole process (a V8 CHECK on an array's length, not a
+  // catchable RangeError) when given a huge string, which `'x'.repeat(2 ** 27)` makes
+  // cheaply: split, match, matchAll, replace, replaceAll and their RegExp symbol
+  // methods. They refuse strings over 16 M characters; no bot needs more.
+  const GUARD_MAX = 1 << 24;
+  const RangeErrorCtor = RangeError;
+  function tooLong(what, len) {
+    return new RangeErrorCtor(what + ': string too long (' + len + ' characters; the limit is ' + GUARD_MAX + ')');
+  }
+  function guardThis(proto, name) {
+    const orig = proto[name];
+    if (typeof orig !== 'function') return;
+    const f = function () {
+      if (this === null || this === undefined) return apply(orig, this, arguments);
+      const self = typeof this === 'string' ? this : StringCtor(this);
+      if (self.length > GUARD_MAX) throw tooLong('String.prototype.' + name, self.length);
+      return apply(orig, self, arguments);
+    };
+    defineProperty(f, 'name', { value: name });
+    defineProperty(f, 'length', { value: orig.length });
+    defineProperty(proto, name, { value: f, writable: true, configurable: true, enumerable: false });
+  }
+  function guardArg(proto, sym, label) {
+    const orig = proto[sym];
+    if (typeof orig !== 'function') return;
+    const f = function (str) {
+      const a = typeof str === 'string' ? str : StringCtor(str);
+      if (a.length > GUARD_MAX) throw tooLong(label, a.length);
+      const args = [a];
+      for (let i = 1; i < arguments.length; i++) apply(push, args, [arguments[i]]);
+      return apply(orig, this, args);
+    };
+    defineProperty(f, 'name', { value: '[' + label + ']' });
+    defineProperty(f, 'length', { value: orig.length });
+    defineProperty(proto, sym, { value: f, writable: true, configurable: true, enumerable: false });
+  }
+  for (const name of ['split', 'match', 'matchAll', 'replace', 'replaceAll']) guardThis(String.prototype, name);
+  guardArg(RegExp.prototype, Symbol.split, 'Symbol.split');
+  guardArg(RegExp.prototype, Symbol.match, 'Symbol.match');
+  guardArg(RegExp.prototype, Symbol.matchAll, 'Symbol.matchAll');
+  guardArg(RegExp.prototype, Symbol.replace, 'Symbol.replace');
 
   let host = null; // { log(level, text, unsafe), compile(name), memory(), cpu(), heap(), halt() }
   // Shared with the host (a Float64Array over memory both sides read directly): the host
@@ -141,6 +186,21 @@
     get() { return memParsed ? memObj : parseMemory(); },
     set(v) { memParsed = true; io[4] = 1; memObj = v; },
   });
+  // Segments: ids 0..99; those made active last tick are readable now; any may be
+  // written (at most 10 a tick, 100 KB each) and are saved at tick end if changed.
+  let segs = null;       // this tick's RawMemory.segments, made on first access
+  let segOrig = null;    // id -> string as given at tick start
+  let activeReq = null;  // setActiveSegments(ids) of this tick
+  function segments() {
+    if (segs === null) {
+      io[4] = 1;
+      segs = {};
+      segOrig = new MapCtor();
+      const a = host.segments();
+      if (a) for (let i = 0; i + 1 < a.length; i += 2) { segs[a[i]] = a[i + 1]; apply(mapSet, segOrig, [a[i], a[i + 1]]); }
+    }
+    return segs;
+  }
   const RawMemory = {
     get() { return raw(); },
     set(v) {
@@ -152,13 +212,41 @@
       memParsed = false;
       memObj = undefined;
     },
-    segments: {},
+    get segments() { return segments(); },
     foreignSegment: undefined,
-    setActiveSegments() {},
+    setActiveSegments(ids) {
+      if (!ArrayIsArray(ids)) throw new ErrorCtor('"ids" argument should be an array');
+      if (ids.length > 10) throw new ErrorCtor('Only 10 memory segments can be active at the same time');
+      const out = [];
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i];
+        if (typeof id !== 'number' || id !== (id | 0) || id < 0 || id > 99) throw new ErrorCtor('"' + str(id) + '" is not a valid segment ID');
+        apply(push, out, [id]);
+      }
+      activeReq = out;
+      io[4] = 1;
+    },
     setActiveForeignSegment() {},
     setDefaultPublicSegment() {},
     setPublicSegments() {},
   };
+  function segmentsOut() {
+    if (segs === null) return undefined;
+    const out = [];
+    let n = 0;
+    const keys = ObjectKeys(segs);
+    for (let i = 0; i < keys.length; i++) {
+      const id = +keys[i];
+      const v = segs[keys[i]];
+      if (!(id === (id | 0) && id >= 0 && id <= 99)) { host.log(3, 'RawMemory.segments: "' + keys[i] + '" is not a valid segment ID', false); continue; }
+      if (v === apply(mapGet, segOrig, [id])) continue;
+      if (typeof v !== 'string') { host.log(3, 'RawMemory.segments[' + id + ']: a segment must be a string', false); continue; }
+      if (v.length > 100 * 1024) { host.log(3, 'RawMemory.segments[' + id + '] is over 100 KB (' + v.length + ' characters): not saved', false); continue; }
+      if (++n > 10) { host.log(3, 'RawMemory.segments: only 10 segments can be saved per tick; segment ' + id + ' not saved', false); continue; }
+      apply(push, out, [id, v]);
+    }
+    return out;
+  }
   defineProperty(g, 'RawMemory', { value: RawMemory, writable: true, configurable: true, enumerable: false });
 
   // ------------------------------------------------------------ Game
@@ -207,6 +295,7 @@
     cpuLimit = io[1]; tickLimit = io[2]; bucket = io[3]; io[4] = 0;
     rawMemory = ''; rawFetched = false;
     rawSet = false; memParsed = false; memObj = undefined;
+    segs = null; segOrig = null; activeReq = null;
     g.Game = makeGame(time);
     try {
       if (mainExports === null) mainExports = require('main');
@@ -229,22 +318,25 @@
     return undefined;
   }
 
-  // Called by the host at the end of a run: the new RawMemory, or undefined if unchanged.
+  // Called by the host at the end of a run (only if Memory or segments were touched):
+  // [new RawMemory or undefined if unchanged, [id, text, ...] segments written or
+  // undefined, ids asked for next tick or undefined].
   function end() {
+    let mem;
     if (memParsed) {
       // A Memory that cannot be serialised (a cycle, a BigInt, a throwing toJSON) is the
       // player's error: say so in the console, without our frames, and keep the previous
       // Memory, as for a Memory over the size limit.
-      let s;
       try {
-        s = JSONstringify(memObj);
+        const s = JSONstringify(memObj);
+        mem = typeof s === 'string' ? s : '{}';
       } catch (e) {
         host.log(3, "Memory could not be serialised, this tick's changes are not saved: " + cleanStack(e), false);
-        return undefined;
       }
-      return typeof s === 'string' ? s : '{}';
+    } else if (rawSet) {
+      mem = rawMemory;
     }
-    return rawSet ? rawMemory : undefined;
+    return [mem, segmentsOut(), activeReq === null ? undefined : activeReq];
   }
 
   defineProperty(g, '__isoworld_attach', {

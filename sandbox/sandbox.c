@@ -35,6 +35,10 @@ uint64_t sbx__now_ns(clockid_t clock) {
 /* ------------------------------------------------------------------ engine */
 
 static bool engine_started;
+static int stuck_threads; /* __atomic */
+
+void sbx__stuck_add(int delta) { __atomic_add_fetch(&stuck_threads, delta, __ATOMIC_SEQ_CST); }
+int sbx_engine_stuck_threads(void) { return __atomic_load_n(&stuck_threads, __ATOMIC_SEQ_CST); }
 
 int sbx_engine_start(const sbx_engine_options *opt) {
   if (engine_started) return SBX_OK;
@@ -43,10 +47,16 @@ int sbx_engine_start(const sbx_engine_options *opt) {
   return rc;
 }
 
-void sbx_engine_stop(void) {
-  if (!engine_started) return;
+bool sbx_engine_stop(void) {
+  if (!engine_started) return true;
+  for (int i = 0; i < 3000 && sbx_engine_stuck_threads() > 0; i++) {
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  if (sbx_engine_stuck_threads() > 0) return false;
   sbx__v8_stop();
   engine_started = false;
+  return true;
 }
 
 const char *sbx_engine_version(void) { return sbx__v8_version(); }
@@ -284,7 +294,12 @@ struct sbx_vm {
   bool reset_pending;
   void *ud;
   uint64_t generation;
+  sbx__zombie *zombie; /* the last run the pool gave up on, while it may be alive */
 };
+
+void sbx__zombie_unref(sbx__zombie *z) {
+  if (z && __atomic_sub_fetch(&z->refs, 1, __ATOMIC_ACQ_REL) == 0) free(z);
+}
 
 int sbx_vm_new(sbx_runtime *rt, const sbx_vm_options *opt, sbx_vm **out) {
   *out = NULL;
@@ -310,6 +325,7 @@ int sbx_vm_new(sbx_runtime *rt, const sbx_vm_options *opt, sbx_vm **out) {
 
 void sbx_vm_free(sbx_vm *vm) {
   if (!vm) return;
+  sbx__zombie_unref(vm->zombie);
   sbx__iso_free(vm->iso);
   sbx__code_unref(vm->code);
   runtime_unref(vm->rt);
@@ -339,10 +355,60 @@ uint64_t sbx_vm_generation(const sbx_vm *vm) { return vm ? vm->generation : 0; }
 
 /* Detaches the vm from its isolate (the caller now owns it). Used when a thread is
  * given up on: the stuck thread disposes the isolate when V8 lets it go. */
-sbx__iso *sbx__vm_detach_iso(sbx_vm *vm) {
+sbx__iso *sbx__vm_detach_iso(sbx_vm *vm, sbx__zombie *z) {
   sbx__iso *iso = vm->iso;
   vm->iso = NULL;
+  sbx__zombie_unref(vm->zombie);
+  vm->zombie = z;
   return iso;
+}
+
+/* Copies in (and everything it points to) into run->in_copy, one allocation. */
+static bool copy_in(sbx__run *run, const sbx_tick_in *in) {
+  size_t need = in->memory ? in->memory_len + 1 : 0;
+  need += in->n_commands * sizeof(char *);
+  for (size_t i = 0; i < in->n_commands; i++) need += in->commands[i] ? strlen(in->commands[i]) + 1 : 0;
+  need += in->n_segments * sizeof(sbx_segment);
+  for (size_t i = 0; i < in->n_segments; i++) need += in->segments[i].len + 1;
+  run->in_copy = *in;
+  run->in = &run->in_copy;
+  if (need == 0) return true;
+  char *a = malloc(need + 16);
+  if (!a) return false;
+  run->in_arena = a;
+  /* pointers first (aligned), then bytes */
+  if (in->n_commands) {
+    char **cmds = (char **)a;
+    a += in->n_commands * sizeof(char *);
+    run->in_copy.commands = (const char *const *)cmds;
+    for (size_t i = 0; i < in->n_commands; i++) {
+      cmds[i] = NULL;
+      if (!in->commands[i]) continue;
+      size_t l = strlen(in->commands[i]) + 1;
+      memcpy(a, in->commands[i], l);
+      cmds[i] = a;
+      a += l;
+    }
+  }
+  a = (char *)(((uintptr_t)a + 7) & ~(uintptr_t)7);
+  if (in->n_segments) {
+    sbx_segment *segs = (sbx_segment *)a;
+    a += in->n_segments * sizeof(sbx_segment);
+    run->in_copy.segments = segs;
+    for (size_t i = 0; i < in->n_segments; i++) {
+      segs[i] = in->segments[i];
+      segs[i].data = a;
+      if (in->segments[i].len) memcpy(a, in->segments[i].data, in->segments[i].len);
+      a[in->segments[i].len] = 0;
+      a += in->segments[i].len + 1;
+    }
+  }
+  if (in->memory) {
+    memcpy(a, in->memory, in->memory_len);
+    a[in->memory_len] = 0;
+    run->in_copy.memory = a;
+  }
+  return true;
 }
 
 static void fill_budgets(sbx__run *run, const sbx_tick_in *in) {
@@ -365,6 +431,15 @@ static void push_fixed(sbx__run *run, const char *text) {
 bool sbx__vm_tick(sbx_vm *vm, const sbx_tick_in *in, sbx_tick_out *out,
                   void (*on_abandon)(sbx__run *, void *), void *abandon_ud, bool (*abandoned)(void *)) {
   memset(out, 0, sizeof *out);
+  if (vm->zombie) {
+    if (__atomic_load_n(&vm->zombie->alive, __ATOMIC_ACQUIRE)) {
+      out->status = SBX_BUSY;
+      out->error = strdup(sbx_strerror(SBX_BUSY));
+      return true;
+    }
+    sbx__zombie_unref(vm->zombie);
+    vm->zombie = NULL;
+  }
   if (!vm->iso) {
     uint64_t t0 = sbx__now_ns(CLOCK_MONOTONIC);
     sbx__iso_config cfg = {vm->rt->blob, vm->rt->blob_len, vm->opt.heap_limit_mb << 20,
@@ -381,14 +456,20 @@ bool sbx__vm_tick(sbx_vm *vm, const sbx_tick_in *in, sbx_tick_out *out,
   }
   sbx__run run;
   memset(&run, 0, sizeof run);
-  run.in = in;
+  if (!copy_in(&run, in)) {
+    out->status = SBX_NOMEM;
+    out->error = strdup(sbx_strerror(SBX_NOMEM));
+    return true;
+  }
+  sbx_runtime *rt = vm->rt; /* a thread given up on still needs the snapshot blob */
+  atomic_fetch_add(&rt->refs, 1);
   run.code = sbx__code_ref(vm->code);
   run.new_global = vm->reset_pending || out->created;
   run.iso = vm->iso;
   run.stack_room = 1u << 20;
   run.on_abandon = on_abandon;
   run.on_abandon_ud = abandon_ud;
-  fill_budgets(&run, in);
+  fill_budgets(&run, run.in);
   sbx__console_init(&run.console, vm->opt.console_max_lines, vm->opt.console_max_bytes);
   vm->reset_pending = false;
 
@@ -402,6 +483,15 @@ bool sbx__vm_tick(sbx_vm *vm, const sbx_tick_in *in, sbx_tick_out *out,
     sbx__console_release(&run.console);
     free(run.memory);
     free(run.error);
+    for (size_t i = 0; i < run.n_segments_written; i++) free(run.segments_written[i].data);
+    free(run.segments_written);
+    free(run.in_arena);
+    runtime_unref(rt);
+    if (run.zombie) {
+      __atomic_store_n(&run.zombie->alive, 0, __ATOMIC_RELEASE);
+      sbx__zombie_unref(run.zombie);
+    }
+    sbx__stuck_add(-1);
     return false;
   }
 
@@ -429,10 +519,18 @@ bool sbx__vm_tick(sbx_vm *vm, const sbx_tick_in *in, sbx_tick_out *out,
   out->memory_len = run.memory_len;
   out->memory_changed = run.memory_changed;
   out->error = run.error;
+  out->commands_run = run.commands_run || in->n_commands == 0;
+  out->segments_written = run.segments_written;
+  out->n_segments_written = run.n_segments_written;
+  out->active_segments_set = run.active_segments_set;
+  memcpy(out->active_segments, run.active_segments, sizeof out->active_segments);
+  out->n_active_segments = run.n_active_segments;
   if (!out->error && run.status < 0 && run.status != SBX_EXCEPTION) out->error = strdup(sbx_strerror(run.status));
   out->heap = run.heap;
   sbx__console_take(&run.console, &out->lines, &out->n_lines, &out->omitted_lines);
   sbx__code_unref(run.code);
+  free(run.in_arena);
+  runtime_unref(rt);
   if (run.dispose_iso) {
     sbx__iso_free(vm->iso);
     vm->iso = NULL;
@@ -451,6 +549,8 @@ void sbx_tick_out_release(sbx_tick_out *out) {
   if (!out) return;
   for (size_t i = 0; i < out->n_lines; i++) free(out->lines[i].text);
   free(out->lines);
+  for (size_t i = 0; i < out->n_segments_written; i++) free(out->segments_written[i].data);
+  free(out->segments_written);
   free(out->memory);
   free(out->error);
   memset(out, 0, sizeof *out);

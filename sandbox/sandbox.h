@@ -50,7 +50,7 @@ extern "C" {
   X(NOMEM, -8, "out of memory")                                                           \
   X(ENGINE, -9, "the V8 engine failed or is not started")                                 \
   X(SNAPSHOT, -10, "the startup snapshot could not be built")                             \
-  X(BUSY, -11, "the vm is running")
+  X(BUSY, -11, "skipped: this player's previous run is still stuck in a builtin")
 
 typedef enum {
 #define SBX__ENUM(name, value, text) SBX_##name = value,
@@ -71,8 +71,13 @@ typedef struct sbx_engine_options {
 
 /* Starts V8 for this process (once). opt may be NULL for defaults. */
 int sbx_engine_start(const sbx_engine_options *opt);
-/* Stops V8. Every vm, runtime and pool must have been freed. */
-void sbx_engine_stop(void);
+/* Stops V8. Every vm, runtime and pool must have been freed. Threads the pool gave up
+ * on may still be inside V8: this waits up to 30 s for them; if some are still stuck
+ * then, V8 is left running (disposing it under them would crash) and false is
+ * returned — the process should just exit. */
+bool sbx_engine_stop(void);
+/* Threads given up on (stuck in V8 past their hard limit) that have not finished yet. */
+int sbx_engine_stuck_threads(void);
 /* The V8 version string, e.g. "10.2.154.26-node.31". */
 const char *sbx_engine_version(void);
 
@@ -136,6 +141,18 @@ typedef struct sbx_line {
   size_t len;
 } sbx_line;
 
+/* RawMemory segments, as on Screeps: ids 0..99, at most 10 active (readable) per tick,
+ * each at most 100 KiB. */
+#define SBX_SEGMENT_IDS 100
+#define SBX_SEGMENTS_ACTIVE_MAX 10
+#define SBX_SEGMENT_MAX_BYTES (100 * 1024)
+
+typedef struct sbx_segment {
+  int id;           /* 0..SBX_SEGMENT_IDS-1 */
+  char *data;       /* in: borrowed (const); out: malloc'd, owned by the sbx_tick_out */
+  size_t len;
+} sbx_segment;
+
 typedef struct sbx_tick_in {
   uint64_t time;            /* Game.time */
   double cpu_limit_ms;      /* Game.cpu.limit */
@@ -146,8 +163,11 @@ typedef struct sbx_tick_in {
   const char *memory;       /* RawMemory at tick start (UTF-8 JSON); may be NULL */
   size_t memory_len;
   size_t memory_max;        /* longest Memory string accepted back; 0 = 2 MiB */
-  const char *const *commands; /* console expressions evaluated after loop() */
+  const char *const *commands; /* console expressions evaluated after loop(), also when it
+                                  threw or ran out of CPU (then with a budget of their own) */
   size_t n_commands;
+  const sbx_segment *segments; /* RawMemory.segments readable this tick (borrowed) */
+  size_t n_segments;
 } sbx_tick_in;
 
 typedef struct sbx_heap {
@@ -168,6 +188,12 @@ typedef struct sbx_tick_out {
   size_t n_lines;
   size_t omitted_lines;     /* lines dropped by the cap ("[Omitted N lines]" is among lines) */
   char *error;              /* for a failed run: message and cleaned stack; else NULL */
+  bool commands_run;        /* the console commands were evaluated (false: keep them queued) */
+  sbx_segment *segments_written; /* segments the player changed this tick (owned) */
+  size_t n_segments_written;
+  bool active_segments_set; /* RawMemory.setActiveSegments was called: ids for next tick */
+  int active_segments[SBX_SEGMENTS_ACTIVE_MAX];
+  size_t n_active_segments;
   sbx_heap heap;            /* as of the last full heap check (at most 16 runs old) */
 } sbx_tick_out;
 

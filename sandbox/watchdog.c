@@ -160,6 +160,20 @@ void sbx__run_end(sbx__run *run) {
   pthread_mutex_unlock(&wd.mu);
 }
 
+void sbx__run_rearm(sbx__run *run, double extra_ms) {
+  uint64_t extra = (uint64_t)(extra_ms * 1e6);
+  pthread_mutex_lock(&wd.mu);
+  uint64_t now = sbx__now_ns(CLOCK_MONOTONIC);
+  run->cpu_budget_ns = sbx__now_ns(run->cpu_clock) - run->cpu_start_ns + extra;
+  run->wall_budget_ns = now - run->wall_start_ns + 2 * extra;
+  run->wd_terminated_at = 0;
+  if (now + extra < wd.next_wake) {
+    wd.next_wake = now + extra;
+    pthread_cond_signal(&wd.cv);
+  }
+  pthread_mutex_unlock(&wd.mu);
+}
+
 double sbx__run_cpu_ms(const sbx__run *run) {
   return (double)(sbx__now_ns(run->cpu_clock) - run->cpu_start_ns) / 1e6;
 }

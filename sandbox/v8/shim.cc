@@ -306,6 +306,23 @@ void HostMemory(const v8::FunctionCallbackInfo<v8::Value> &info) {
   info.GetReturnValue().Set(Str(isolate, in->memory, in->memory_len));
 }
 
+void HostSegments(const v8::FunctionCallbackInfo<v8::Value> &info) {
+  v8::Isolate *isolate = info.GetIsolate();
+  sbx__iso *iso = IsoOf(isolate);
+  if (!iso->run || !iso->run->in->n_segments) return;
+  const sbx_tick_in *in = iso->run->in;
+  v8::Local<v8::Context> ctx = isolate->GetCurrentContext();
+  v8::Local<v8::Array> a = v8::Array::New(isolate, (int)(2 * in->n_segments));
+  uint32_t k = 0;
+  for (size_t i = 0; i < in->n_segments; i++) {
+    const sbx_segment *sg = &in->segments[i];
+    if (sg->id < 0 || sg->id >= SBX_SEGMENT_IDS || (!sg->data && sg->len)) continue;
+    a->Set(ctx, k++, v8::Integer::New(isolate, sg->id)).Check();
+    a->Set(ctx, k++, Str(isolate, sg->data ? sg->data : "", sg->len)).Check();
+  }
+  info.GetReturnValue().Set(a);
+}
+
 void HostHalt(const v8::FunctionCallbackInfo<v8::Value> &info) {
   sbx__iso *iso = IsoOf(info.GetIsolate());
   sbx__iso_terminate(iso, SBX_HALTED);
@@ -338,6 +355,7 @@ bool NewGlobal(sbx__iso *iso, char **error) {
   add("log", HostLog);
   add("compile", HostCompile);
   add("memory", HostMemory);
+  add("segments", HostSegments);
   add("cpu", HostCpu);
   add("heap", HostHeap);
   add("halt", HostHalt);
@@ -377,6 +395,7 @@ char *ExceptionText(v8::Isolate *isolate, v8::Local<v8::Context> ctx, v8::TryCat
 
 void RunCommands(sbx__iso *iso, sbx__run *run, v8::Local<v8::Context> ctx) {
   v8::Isolate *isolate = iso->isolate;
+  run->commands_run = true;
   for (size_t i = 0; i < run->in->n_commands; i++) {
     const char *expr = run->in->commands[i];
     if (!expr) continue;
@@ -396,6 +415,56 @@ void RunCommands(sbx__iso *iso, sbx__run *run, v8::Local<v8::Context> ctx) {
     if (text) {
       sbx__console_push(&run->console, SBX_RESULT, text, strlen(text), false);
       free(text);
+    }
+  }
+}
+
+// end()'s [memory, segments written, active ids] into the run.
+void TakeEndResult(sbx__iso *iso, sbx__run *run, v8::Local<v8::Context> ctx, v8::Local<v8::Array> a) {
+  v8::Isolate *isolate = iso->isolate;
+  const sbx_tick_in *in = run->in;
+  v8::Local<v8::Value> mem, segs, active;
+  if (a->Get(ctx, 0).ToLocal(&mem) && mem->IsString()) {
+    v8::Local<v8::String> s = mem.As<v8::String>();
+    size_t max = in->memory_max ? in->memory_max : (size_t)2 * 1024 * 1024;
+    if ((size_t)s->Length() > max) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "Memory size is over the %zu KB limit (%d characters): this tick's changes are not saved",
+               max / 1024, s->Length());
+      sbx__console_push(&run->console, SBX_ERROR, msg, strlen(msg), false);
+    } else {
+      run->memory = Utf8Dup(isolate, s, &run->memory_len);
+      run->memory_changed = run->memory != nullptr;
+    }
+  }
+  if (a->Get(ctx, 1).ToLocal(&segs) && segs->IsArray()) {
+    v8::Local<v8::Array> sa = segs.As<v8::Array>();
+    uint32_t n = sa->Length() / 2;
+    if (n > SBX_SEGMENTS_ACTIVE_MAX) n = SBX_SEGMENTS_ACTIVE_MAX;
+    if (n) run->segments_written = static_cast<sbx_segment *>(calloc(n, sizeof(sbx_segment)));
+    for (uint32_t i = 0; run->segments_written && i < n; i++) {
+      v8::Local<v8::Value> id, text;
+      if (!sa->Get(ctx, 2 * i).ToLocal(&id) || !id->IsInt32() || !sa->Get(ctx, 2 * i + 1).ToLocal(&text) ||
+          !text->IsString())
+        continue;
+      int sid = id.As<v8::Int32>()->Value();
+      if (sid < 0 || sid >= SBX_SEGMENT_IDS || text.As<v8::String>()->Length() > SBX_SEGMENT_MAX_BYTES) continue;
+      sbx_segment *sg = &run->segments_written[run->n_segments_written];
+      sg->data = Utf8Dup(isolate, text.As<v8::String>(), &sg->len);
+      if (!sg->data) continue;
+      sg->id = sid;
+      run->n_segments_written++;
+    }
+  }
+  if (a->Get(ctx, 2).ToLocal(&active) && active->IsArray()) {
+    v8::Local<v8::Array> aa = active.As<v8::Array>();
+    run->active_segments_set = true;
+    for (uint32_t i = 0; i < aa->Length() && run->n_active_segments < SBX_SEGMENTS_ACTIVE_MAX; i++) {
+      v8::Local<v8::Value> id;
+      if (aa->Get(ctx, i).ToLocal(&id) && id->IsInt32()) {
+        int sid = id.As<v8::Int32>()->Value();
+        if (sid >= 0 && sid < SBX_SEGMENT_IDS) run->active_segments[run->n_active_segments++] = sid;
+      }
     }
   }
 }
@@ -598,26 +667,32 @@ extern "C" void sbx__iso_run(sbx__iso *iso, sbx__run *run) {
       v8::Local<v8::Value> m;
       bool live = !isolate->IsExecutionTerminating() && !tc.HasTerminated();
       if (live && iso->io[4] == 0) {
-        finished = true;  // Memory untouched: nothing to serialise
-      } else if (live && iso->fn_end.Get(isolate)->Call(ctx, v8::Undefined(isolate), 0, nullptr).ToLocal(&m)) {
+        finished = true;  // Memory and segments untouched: nothing to serialise
+      } else if (live && iso->fn_end.Get(isolate)->Call(ctx, v8::Undefined(isolate), 0, nullptr).ToLocal(&m) &&
+                 m->IsArray()) {
         finished = true;
-        if (m->IsString()) {
-          v8::Local<v8::String> s = m.As<v8::String>();
-          size_t max = in->memory_max ? in->memory_max : (size_t)2 * 1024 * 1024;
-          if ((size_t)s->Length() > max) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "Memory size is over the %zu KB limit (%d characters): this tick's changes are not saved",
-                     max / 1024, s->Length());
-            sbx__console_push(&run->console, SBX_ERROR, msg, strlen(msg), false);
-          } else {
-            run->memory = Utf8Dup(isolate, s, &run->memory_len);
-            run->memory_changed = run->memory != nullptr;
-          }
-        }
+        TakeEndResult(iso, run, ctx, m.As<v8::Array>());
       }
     }
-    sbx__run_end(run);
+    // Console commands run even when the loop ran out of CPU or wall time (vanilla drops
+    // them and players never learn): with a budget of their own, after which the run
+    // keeps the status it had.
     int reason = iso->kill_reason.load();
+    if (!run->commands_run && in->n_commands &&
+        (reason == SBX_CPU_LIMIT || reason == SBX_WALL_LIMIT) && !iso->heap_hit) {
+      sbx__run_rearm(run, 100);
+      isolate->CancelTerminateExecution();
+      iso->kill_reason.store(0);
+      {
+        v8::TryCatch tc2(isolate);
+        RunCommands(iso, run, ctx);
+      }
+      // The run keeps its first reason, unless the commands hit the heap limit.
+      int again = iso->kill_reason.exchange(reason);
+      if (again == SBX_HEAP_LIMIT) iso->kill_reason.store(again);
+    }
+    sbx__run_end(run);
+    reason = iso->kill_reason.load();
     if (tc.HasTerminated() || isolate->IsExecutionTerminating() || reason) {
       run->status = reason ? reason : SBX_CPU_LIMIT;
       isolate->CancelTerminateExecution();
