@@ -38,7 +38,10 @@ struct sbx_pool {
   sbx_job *jobs;
   size_t n;
   atomic_size_t done;
-  atomic_size_t next;  /* next job to take: claimed without the lock */
+  /* (batch << 32) | next job index: claimed with a CAS, without the lock. The batch in
+   * the high bits keeps a worker still leaving batch k from taking a job of batch k+1
+   * with batch k's array. */
+  _Atomic uint64_t claim;
   uint64_t batch;      /* incremented per sbx_pool_run */
   bool stop;
   atomic_uint_fast64_t abandoned;
@@ -119,8 +122,8 @@ static void worker_abandon(sbx__run *run, void *ud) {
  * lock is taken only to sleep and to wake the waiter at the end of a batch. w->job is
  * read only by the watchdog's abandon path, which can only happen while the run is
  * watched, i.e. inside sbx__vm_tick: it needs no lock here. */
-static void job_done(sbx_pool *p) {
-  if (atomic_fetch_add(&p->done, 1) + 1 == p->n) {
+static void job_done(sbx_pool *p, size_t n) {
+  if (atomic_fetch_add(&p->done, 1) + 1 == n) {
     pthread_mutex_lock(&p->mu);
     pthread_cond_broadcast(&p->done_cv);
     pthread_mutex_unlock(&p->mu);
@@ -133,23 +136,26 @@ static void *worker_main(void *arg) {
   uint64_t seen = 0;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->stop && (p->batch == seen || atomic_load(&p->next) >= p->n)) pthread_cond_wait(&p->work_cv, &p->mu);
+    while (!p->stop && (p->batch == seen || (uint32_t)atomic_load(&p->claim) >= p->n))
+      pthread_cond_wait(&p->work_cv, &p->mu);
     if (p->stop) break;
     seen = p->batch;
     sbx_job *jobs = p->jobs;
     size_t n = p->n;
     pthread_mutex_unlock(&p->mu);
+    uint64_t v = atomic_load(&p->claim);
     for (;;) {
-      size_t i = atomic_fetch_add(&p->next, 1);
-      if (i >= n) break;
-      sbx_job *job = &jobs[i];
+      if ((v >> 32) != (seen & 0xffffffffu) || (uint32_t)v >= n) break;
+      if (!atomic_compare_exchange_weak(&p->claim, &v, v + 1)) continue;
+      sbx_job *job = &jobs[(uint32_t)v];
       __atomic_store_n(&w->job, job, __ATOMIC_RELEASE);
       if (!sbx__vm_tick(job->vm, &job->in, &job->out, worker_abandon, w, worker_abandoned)) {
         free(w); /* retired: the pool counted the job and forgot us */
         return NULL;
       }
       __atomic_store_n(&w->job, NULL, __ATOMIC_RELEASE);
-      job_done(p);
+      job_done(p, n);
+      v = atomic_load(&p->claim);
     }
     pthread_mutex_lock(&p->mu);
   }
@@ -187,14 +193,14 @@ fail_wd:
 }
 
 int sbx_pool_run(sbx_pool *p, sbx_job *jobs, size_t n) {
-  if (!p || (n && !jobs)) return SBX_INVALID;
+  if (!p || (n && !jobs) || n > 0xffffffffu) return SBX_INVALID;
   if (n == 0) return SBX_OK;
   pthread_mutex_lock(&p->mu);
   p->jobs = jobs;
   p->n = n;
-  atomic_store(&p->next, 0);
   atomic_store(&p->done, 0);
   p->batch++;
+  atomic_store(&p->claim, (p->batch & 0xffffffffu) << 32);
   pthread_cond_broadcast(&p->work_cv);
   while (atomic_load(&p->done) < p->n) pthread_cond_wait(&p->done_cv, &p->mu);
   p->jobs = NULL;

