@@ -7,6 +7,10 @@
  * every named database once so their handles are valid in all later transactions. It
  * must not interpret player data (store_data.c does) nor decode records (store_codec.c).
  *
+ * Schema 2 added the emails, branches, segments, console and tokens databases. A schema 1
+ * store opened writable is upgraded in place, in the opening transaction: the new
+ * databases are created and the email index is built from the users.
+ *
  * Why MDB_NOTLS: the server begins read snapshots on one thread and hands them to
  * workers; without it LMDB binds a reader slot to the thread that began the txn.
  * Why the writer bookkeeping (writer_active/writer): LMDB's writer lock is a plain mutex,
@@ -184,7 +188,7 @@ static int store__init_dbs(store *s, MDB_env *env) {
                        mdb_strerror(rc));
 
   int st = STORE_OK;
-  bool fresh = false;
+  bool fresh = false, upgrade = false;
   MDB_dbi dbi[STORE__DB_COUNT];
   rc = mdb_dbi_open(t, "meta", 0, &dbi[STORE__DB_META]);
   if (rc == MDB_NOTFOUND) {
@@ -245,7 +249,15 @@ static int store__init_dbs(store *s, MDB_env *env) {
       goto fail;
     }
     uint32_t ver = store__le32_get(v.mv_data);
-    if (ver != STORE_SCHEMA_VERSION) {
+    if (ver == 1 && STORE_SCHEMA_VERSION == 2 && !s->readonly) {
+      upgrade = true; /* schema 1 -> 2: new databases and the email index, below */
+    } else if (ver == 1 && STORE_SCHEMA_VERSION == 2) {
+      st = store__fail(s, NULL, STORE_SCHEMA,
+                       "store_open(%s): the data has schema version 1 but this build of isoworld reads schema "
+                       "version 2: open it writable once to upgrade it",
+                       dir);
+      goto fail;
+    } else if (ver != STORE_SCHEMA_VERSION) {
       st = store__fail(s, NULL, STORE_SCHEMA,
                        "store_open(%s): the data has schema version %u but this build of isoworld "
                        "reads schema version %u (%s)",
@@ -270,7 +282,17 @@ static int store__init_dbs(store *s, MDB_env *env) {
     }
   }
 
-  if (fresh) {
+  if (upgrade) {
+    const char *why = "";
+    rc = store__rebuild_email_index(t, dbi, &why);
+    if (rc) {
+      st = store__fail(s, NULL, store__map_mdb(rc), "store_open(%s): upgrading schema 1 to 2: %s: %s", dir, why,
+                       mdb_strerror(rc));
+      goto fail;
+    }
+  }
+
+  if (fresh || upgrade) {
     unsigned char b[4];
     store__le32_put(b, STORE_SCHEMA_VERSION);
     MDB_val k = {strlen("schema_version"), "schema_version"}, v = {4, b};

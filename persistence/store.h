@@ -44,16 +44,25 @@
  * STORE_EXISTS, STORE_INVALID and STORE_CORRUPT detected by the store itself leave the txn
  * usable.
  *
- * On-disk format (schema version 1). Keys are big-endian so range scans go in id order;
- * values are little-endian; user and cpu records start with a record-version byte.
- *   meta        "schema_version" -> u32; "game_time" -> u64; "next_user_id" -> u64
+ * On-disk format (schema version 2). Keys are big-endian so range scans go in id order;
+ * values are little-endian; user, cpu, branch and token records start with a
+ * record-version byte. Every per-user key starts with the user id, so all of a user's
+ * records of one kind are one range.
+ *   meta        "schema_version" -> u32; "game_time" -> u64; "next_user_id" -> u64;
+ *               "next_console_seq" -> u64; "setting:<name>" -> bytes
  *   users       u64 id -> user record
  *   usernames   ASCII-lower-cased username -> u64 id (big-endian)
+ *   emails      ASCII-lower-cased email -> u64 id (big-endian)            (schema 2)
  *   code        u64 id | branch | '\0' | module -> u8 flags (bit 0: binary) | bytes
  *   code_stamp  u64 id -> u64 stamp
+ *   branches    u64 id | branch -> branch record (flags, timestamp)       (schema 2)
  *   memory      u64 id -> u8 encoding (0: raw) | bytes
+ *   segments    u64 id | u8 segment -> bytes; u64 id | 0xff -> active ids (schema 2)
+ *   console     u64 id | u64 seq -> u8 0 | expression bytes              (schema 2)
+ *   tokens      u64 id | 32-byte token hash -> token record               (schema 2)
  *   cpu         u64 id -> cpu record
  *   world       key string -> bytes (opaque to the store)
+ * Schema 1 (no schema-2 databases) is upgraded in place by a writable store_open.
  */
 #ifndef ISOWORLD_STORE_H
 #define ISOWORLD_STORE_H
@@ -67,8 +76,9 @@ extern "C" {
 #endif
 
 /* The schema this build reads and writes. A data directory with another version is
- * refused by store_open with STORE_SCHEMA. */
-#define STORE_SCHEMA_VERSION 1u
+ * refused by store_open with STORE_SCHEMA, except schema 1, which a writable open
+ * upgrades. */
+#define STORE_SCHEMA_VERSION 2u
 
 /* Status codes: 0 is OK, errors negative. X(name, value, text). */
 #define STORE_STATUS_MAP(X)                                                        \
@@ -205,11 +215,12 @@ typedef struct store_user {
   int64_t created_ms;                          /* Unix time in ms */
 } store_user;
 
-/* Inserts or replaces the user u->id and keeps the username index consistent (renaming
- * frees the old name). Write txn only. Also raises the next_user_id counter above u->id.
+/* Inserts or replaces the user u->id and keeps the username and email indexes consistent
+ * (renaming frees the old name; an empty email has no index entry). Write txn only. Also
+ * raises the next_user_id counter above u->id.
  * Errors: STORE_INVALID (id 0, username empty or not NUL-terminated within its array, a
- * string field not NUL-terminated), STORE_EXISTS (another user has this username, ignoring
- * ASCII case; nothing was changed), STORE_READONLY. */
+ * string field not NUL-terminated), STORE_EXISTS (another user has this username or this
+ * non-empty email, ignoring ASCII case; nothing was changed), STORE_READONLY. */
 int store_user_put(store_txn *txn, const store_user *u);
 
 /* Copies user `id` into *out. Errors: STORE_NOTFOUND, STORE_CORRUPT (the record fails to
@@ -220,8 +231,13 @@ int store_user_get(store_txn *txn, uint64_t id, store_user *out);
  * (NULL/empty/too long username), STORE_CORRUPT. */
 int store_user_find(store_txn *txn, const char *username, store_user *out);
 
-/* Deletes user `id`, its username index entry, and all of its code, code stamp, memory
- * and CPU records. Write txn only. Errors: STORE_NOTFOUND (no such user). */
+/* Finds a user by email, ignoring ASCII case. Errors: STORE_NOTFOUND, STORE_INVALID
+ * (NULL/empty/too long email), STORE_CORRUPT. */
+int store_user_find_email(store_txn *txn, const char *email, store_user *out);
+
+/* Deletes user `id`, its username and email index entries, and all of its code, code
+ * stamp, branches, memory, segments, console queue, tokens and CPU records. Write txn
+ * only. Errors: STORE_NOTFOUND (no such user). */
 int store_user_delete(store_txn *txn, uint64_t id);
 
 /* Number of users. */
@@ -306,6 +322,101 @@ typedef struct store_cpu {
 int store_cpu_put(store_txn *txn, uint64_t uid, const store_cpu *cpu);
 /* Errors: STORE_NOTFOUND, STORE_CORRUPT. */
 int store_cpu_get(store_txn *txn, uint64_t uid, store_cpu *out);
+
+/* ------------------------------------------------------------------ branches */
+
+/* A branch's own record: which branch runs (flags) and when its code last changed. The
+ * modules live in the code records (store_code_*); store_branch_delete removes both. */
+#define STORE_BRANCH_ACTIVE_WORLD 0x1u
+#define STORE_BRANCH_ACTIVE_SIM 0x2u
+
+typedef struct store_branch {
+  char name[STORE_BRANCH_MAX]; /* 1..63 bytes */
+  uint32_t flags;              /* STORE_BRANCH_ACTIVE_* (others: the server's) */
+  int64_t timestamp_ms;        /* Unix time in ms of the last change of its modules */
+} store_branch;
+
+/* Inserts or replaces the record of branch b->name. Write txn only. Errors:
+ * STORE_INVALID (name empty, too long or not NUL-terminated). */
+int store_branch_put(store_txn *txn, uint64_t uid, const store_branch *b);
+/* Errors: STORE_NOTFOUND, STORE_INVALID, STORE_CORRUPT. */
+int store_branch_get(store_txn *txn, uint64_t uid, const char *name, store_branch *out);
+/* Deletes the branch record and every module of the branch. Write txn only. Errors:
+ * STORE_NOTFOUND (neither a record nor a module existed). */
+int store_branch_delete(store_txn *txn, uint64_t uid, const char *name);
+/* Calls fn for each branch record of user uid, in byte order of names. b is valid only
+ * during the call. fn must not write through txn. Stop/return as store_user_iter. */
+int store_branch_iter(store_txn *txn, uint64_t uid, int (*fn)(const store_branch *b, void *ud), void *ud);
+/* Number of branch records of user uid. */
+int store_branch_count(store_txn *txn, uint64_t uid, size_t *out);
+
+/* ------------------------------------------------------------------ segments */
+
+/* RawMemory segments: raw bytes per user and segment id (0..STORE_SEGMENT_ID_MAX; which
+ * ids and sizes are allowed is the server's policy), and the list of ids the player asked
+ * to read (RawMemory.setActiveSegments). */
+#define STORE_SEGMENT_ID_MAX 254
+#define STORE_SEGMENTS_ACTIVE_MAX 100
+
+/* Stores segment `id` (data copied; len may be 0). Write txn only. */
+int store_segment_put(store_txn *txn, uint64_t uid, int id, const void *data, size_t len);
+/* Borrowed pointer to segment `id`. Errors: STORE_NOTFOUND (never written). */
+int store_segment_get(store_txn *txn, uint64_t uid, int id, const char **data, size_t *len);
+/* Errors: STORE_NOTFOUND. Write txn only. */
+int store_segment_delete(store_txn *txn, uint64_t uid, int id);
+/* Replaces the active list with ids[0..n) (n <= STORE_SEGMENTS_ACTIVE_MAX, each a valid
+ * id; n 0 clears it). Write txn only. */
+int store_segments_set_active(store_txn *txn, uint64_t uid, const int *ids, size_t n);
+/* Copies up to cap active ids into ids and their count into *n (0 if never set). */
+int store_segments_get_active(store_txn *txn, uint64_t uid, int *ids, size_t cap, size_t *n);
+
+/* ------------------------------------------------------------------ console queue */
+
+/* Console commands waiting for the player's next run, in the order queued. Each gets a
+ * sequence number from one counter of the store (increasing, never reused). */
+
+/* Appends an expression (copied; 1..65535 bytes). *seq (may be NULL) is its number.
+ * Write txn only. */
+int store_console_push(store_txn *txn, uint64_t uid, const char *expr, size_t len, uint64_t *seq);
+/* Calls fn for each queued expression of uid, oldest first. expr is borrowed (not
+ * NUL-terminated). fn must not write through txn. Stop/return as store_user_iter. */
+int store_console_iter(store_txn *txn, uint64_t uid, int (*fn)(uint64_t seq, const char *expr, size_t len, void *ud),
+                       void *ud);
+/* Deletes the queued expressions of uid numbered <= upto. *n (may be NULL) counts them.
+ * Write txn only. */
+int store_console_trim(store_txn *txn, uint64_t uid, uint64_t upto, size_t *n);
+
+/* ------------------------------------------------------------------ tokens */
+
+/* Long-lived API tokens, stored by a hash of the token (never the token itself) under
+ * their user, so a user's tokens are one range and a user's deletion drops them. */
+#define STORE_TOKEN_HASH_BYTES 32
+#define STORE_TOKEN_LABEL_MAX 64
+
+typedef struct store_token {
+  int64_t created_ms;
+  int64_t expires_ms; /* 0: never */
+  char label[STORE_TOKEN_LABEL_MAX];
+} store_token;
+
+/* Inserts or replaces. Write txn only. STORE_INVALID for a label not NUL-terminated. */
+int store_token_put(store_txn *txn, uint64_t uid, const unsigned char hash[STORE_TOKEN_HASH_BYTES],
+                    const store_token *tok);
+/* Errors: STORE_NOTFOUND, STORE_CORRUPT. */
+int store_token_get(store_txn *txn, uint64_t uid, const unsigned char hash[STORE_TOKEN_HASH_BYTES], store_token *out);
+/* Errors: STORE_NOTFOUND. Write txn only. */
+int store_token_delete(store_txn *txn, uint64_t uid, const unsigned char hash[STORE_TOKEN_HASH_BYTES]);
+/* Calls fn for each token of uid in hash order; hash and tok valid during the call only.
+ * Stop/return as store_user_iter. */
+int store_token_iter(store_txn *txn, uint64_t uid,
+                     int (*fn)(const unsigned char *hash, const store_token *tok, void *ud), void *ud);
+
+/* ------------------------------------------------------------------ settings */
+
+/* Small server-wide values (e.g. a signing key) by name (1..200 bytes). get: borrowed
+ * pointer; STORE_NOTFOUND if never set. put: write txn only. */
+int store_setting_put(store_txn *txn, const char *name, const void *data, size_t len);
+int store_setting_get(store_txn *txn, const char *name, const void **data, size_t *len);
 
 /* ------------------------------------------------------------------ world */
 

@@ -64,6 +64,19 @@ int store__username_fold(const char *name, char *out) {
   return (int)n;
 }
 
+int store__email_fold(const char *email, char *out) {
+  size_t n = 0;
+  if (!email) return -1;
+  for (; email[n]; n++) {
+    if (n >= STORE_EMAIL_MAX - 1) return -1;
+    char c = email[n];
+    out[n] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+  }
+  if (n == 0) return -1;
+  out[n] = '\0';
+  return (int)n;
+}
+
 /* ---- writer / reader over a byte buffer ---- */
 
 typedef struct {

@@ -23,14 +23,14 @@
 /* The code key: u64 uid | branch | '\0' | module. */
 #define CODE_KEY_MAX (8 + STORE_BRANCH_MAX + STORE_MODULE_NAME_MAX)
 
-/* Length of a NUL-terminated name in 1..max-1, or -1. */
-static long name_len(const char *s, size_t max) {
+long store__name_len(const char *s, size_t max) {
   if (!s) return -1;
   size_t n = 0;
   while (n < max && s[n]) n++;
   if (n == 0 || n >= max) return -1;
   return (long)n;
 }
+#define name_len store__name_len
 
 /* Builds the code key (module NULL: the branch prefix, through the NUL) into buf. */
 static int code_key(store_txn *t, const char *fn, uint64_t uid, const char *branch, const char *module,
@@ -51,13 +51,13 @@ static int code_key(store_txn *t, const char *fn, uint64_t uid, const char *bran
   return STORE_OK;
 }
 
-static bool has_prefix(const MDB_val *k, const void *prefix, size_t plen) {
+bool store__has_prefix(const MDB_val *k, const void *prefix, size_t plen) {
   if (plen == 0) return true;
   return k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0;
 }
+#define has_prefix store__has_prefix
 
-/* Deletes every key of db starting with prefix; *n (may be NULL) counts them. */
-static int del_prefix(store_txn *t, MDB_dbi dbi, const void *prefix, size_t plen, size_t *n, const char *fn) {
+int store__del_prefix(store_txn *t, MDB_dbi dbi, const void *prefix, size_t plen, size_t *n, const char *fn) {
   MDB_cursor *c;
   size_t count = 0;
   int rc = mdb_cursor_open(t->txn, dbi, &c);
@@ -79,14 +79,15 @@ static int del_prefix(store_txn *t, MDB_dbi dbi, const void *prefix, size_t plen
   if (n) *n = count;
   return rc ? store__fail_mdb(t, rc, fn) : STORE_OK;
 }
+#define del_prefix store__del_prefix
 
-/* Deletes one key; NOTFOUND is returned unrecorded. */
-static int del_key(store_txn *t, MDB_dbi dbi, const void *key, size_t klen, const char *fn) {
+int store__del_key(store_txn *t, MDB_dbi dbi, const void *key, size_t klen, const char *fn) {
   MDB_val k = {klen, (void *)key};
   int rc = mdb_del(t->txn, dbi, &k, NULL);
   if (rc == MDB_NOTFOUND) return STORE_NOTFOUND;
   return rc ? store__fail_mdb(t, rc, fn) : STORE_OK;
 }
+#define del_key store__del_key
 
 /* ------------------------------------------------------------------ users */
 
@@ -110,11 +111,11 @@ static int user_get(store_txn *t, uint64_t id, store_user *out, const char *fn) 
   return user_decode(t, fn, id, &v, out);
 }
 
-/* Removes every username entry pointing at id except `keep` (may be NULL): the repair
- * path when a user's own record cannot tell us its old name. */
-static int drop_usernames_of(store_txn *t, uint64_t id, const char *keep, const char *fn) {
+/* Removes every entry of an index (usernames, emails) pointing at id except `keep` (may
+ * be NULL): the repair path when a user's own record cannot tell us its old keys. */
+static int drop_index_of(store_txn *t, MDB_dbi dbi, uint64_t id, const char *keep, const char *fn) {
   MDB_cursor *c;
-  int rc = mdb_cursor_open(t->txn, DBI(t, USERNAMES), &c);
+  int rc = mdb_cursor_open(t->txn, dbi, &c);
   if (rc) return store__fail_mdb(t, rc, fn);
   MDB_val k, v;
   rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
@@ -122,7 +123,7 @@ static int drop_usernames_of(store_txn *t, uint64_t id, const char *keep, const 
     bool match = v.mv_size == 8 && store__be64_get(v.mv_data) == id;
     bool kept = keep && k.mv_size == strlen(keep) && memcmp(k.mv_data, keep, k.mv_size) == 0;
     if (match && !kept) {
-      char seek[STORE_USERNAME_MAX + 8];
+      char seek[STORE_EMAIL_MAX + 8];
       size_t sl = k.mv_size < sizeof seek ? k.mv_size : sizeof seek;
       memcpy(seek, k.mv_data, sl);
       rc = mdb_cursor_del(c, 0);
@@ -137,53 +138,70 @@ static int drop_usernames_of(store_txn *t, uint64_t id, const char *keep, const 
   return rc == MDB_NOTFOUND ? STORE_OK : store__fail_mdb(t, rc, fn);
 }
 
+/* STORE_OK when index key `lkey` is free or already points at id; STORE_EXISTS when
+ * another user holds it. `what` names the index in the detail. */
+static int index_check_free(store_txn *t, MDB_dbi dbi, const char *lkey, int klen, uint64_t id, const char *shown,
+                            const char *what, const char *fn) {
+  MDB_val nk = {(size_t)klen, (void *)lkey}, nv;
+  int rc = mdb_get(t->txn, dbi, &nk, &nv);
+  if (rc == MDB_NOTFOUND) return STORE_OK;
+  if (rc) return store__fail_mdb(t, rc, fn);
+  if (nv.mv_size != 8)
+    return store__fail(NULL, t, STORE_CORRUPT, "%s: %s index entry '%s' has %zu bytes", fn, what, lkey, nv.mv_size);
+  uint64_t owner = store__be64_get(nv.mv_data);
+  if (owner != id)
+    return store__fail(NULL, t, STORE_EXISTS, "%s: %s '%s' is taken by user %" PRIu64, fn, what, shown, owner);
+  return STORE_OK;
+}
+
 int store_user_put(store_txn *t, const store_user *u) {
   const char *fn = "store_user_put";
   int st = store__check_txn(t, true, fn);
   if (st) return st;
   const char *why;
   if (store__user_validate(u, &why)) return store__fail(NULL, t, STORE_INVALID, "%s: %s", fn, why);
-  char lname[STORE_USERNAME_MAX];
+  char lname[STORE_USERNAME_MAX], lmail[STORE_EMAIL_MAX];
   int ln = store__username_fold(u->username, lname);
   if (ln < 0) return store__fail(NULL, t, STORE_INVALID, "%s: bad username", fn);
+  int lm = store__email_fold(u->email, lmail); /* -1: no email, no index entry */
 
-  /* Who holds the name now? Check before changing anything, so EXISTS leaves the txn as
-   * it was. */
-  MDB_val nk = {(size_t)ln, lname}, nv;
-  int rc = mdb_get(t->txn, DBI(t, USERNAMES), &nk, &nv);
-  if (rc == 0) {
-    if (nv.mv_size != 8)
-      return store__fail(NULL, t, STORE_CORRUPT, "%s: username index entry '%s' has %zu bytes", fn, lname, nv.mv_size);
-    uint64_t owner = store__be64_get(nv.mv_data);
-    if (owner != u->id)
-      return store__fail(NULL, t, STORE_EXISTS, "%s: username '%s' is taken by user %" PRIu64, fn, u->username, owner);
-  } else if (rc != MDB_NOTFOUND) {
-    return store__fail_mdb(t, rc, fn);
-  }
+  /* Who holds the name and the email now? Check before changing anything, so EXISTS
+   * leaves the txn as it was. */
+  if ((st = index_check_free(t, DBI(t, USERNAMES), lname, ln, u->id, u->username, "username", fn)) != 0) return st;
+  if (lm > 0 && (st = index_check_free(t, DBI(t, EMAILS), lmail, lm, u->id, u->email, "email", fn)) != 0) return st;
 
   store_user old;
   st = user_get(t, u->id, &old, fn);
   if (st == STORE_OK) {
-    char oldl[STORE_USERNAME_MAX];
+    char oldl[STORE_USERNAME_MAX], oldm[STORE_EMAIL_MAX];
     int ol = store__username_fold(old.username, oldl);
     if (ol > 0 && strcmp(oldl, lname) != 0) {
       st = del_key(t, DBI(t, USERNAMES), oldl, (size_t)ol, fn);
       if (st && st != STORE_NOTFOUND) return st;
     }
+    int om = store__email_fold(old.email, oldm);
+    if (om > 0 && (lm < 0 || strcmp(oldm, lmail) != 0)) {
+      st = del_key(t, DBI(t, EMAILS), oldm, (size_t)om, fn);
+      if (st && st != STORE_NOTFOUND) return st;
+    }
   } else if (st == STORE_CORRUPT) {
     /* Overwriting a damaged record: find its index entries the slow way. */
-    st = drop_usernames_of(t, u->id, lname, fn);
-    if (st) return st;
+    if ((st = drop_index_of(t, DBI(t, USERNAMES), u->id, lname, fn)) != 0) return st;
+    if ((st = drop_index_of(t, DBI(t, EMAILS), u->id, lm > 0 ? lmail : NULL, fn)) != 0) return st;
   } else if (st != STORE_NOTFOUND) {
     return st;
   }
 
   unsigned char idb[8];
   store__be64_put(idb, u->id);
-  nk = (MDB_val){(size_t)ln, lname};
-  nv = (MDB_val){8, idb};
-  rc = mdb_put(t->txn, DBI(t, USERNAMES), &nk, &nv, 0);
+  MDB_val nk = {(size_t)ln, lname}, nv = {8, idb};
+  int rc = mdb_put(t->txn, DBI(t, USERNAMES), &nk, &nv, 0);
   if (rc) return store__fail_mdb(t, rc, fn);
+  if (lm > 0) {
+    MDB_val mk = {(size_t)lm, lmail}, mv = {8, idb};
+    rc = mdb_put(t->txn, DBI(t, EMAILS), &mk, &mv, 0);
+    if (rc) return store__fail_mdb(t, rc, fn);
+  }
 
   unsigned char rec[STORE__USER_REC_MAX];
   MDB_val k = {8, idb}, v = {store__user_encode(u, rec), rec};
@@ -205,6 +223,22 @@ int store_user_get(store_txn *t, uint64_t id, store_user *out) {
   return user_get(t, id, out, "store_user_get");
 }
 
+/* Looks `lkey` up in an index and loads the user it points at. */
+static int find_by_index(store_txn *t, MDB_dbi dbi, const char *lkey, int klen, store_user *out, const char *what,
+                         const char *fn) {
+  MDB_val k = {(size_t)klen, (void *)lkey}, v;
+  int rc = mdb_get(t->txn, dbi, &k, &v);
+  if (rc == MDB_NOTFOUND) return STORE_NOTFOUND;
+  if (rc) return store__fail_mdb(t, rc, fn);
+  if (v.mv_size != 8)
+    return store__fail(NULL, t, STORE_CORRUPT, "%s: %s index entry '%s' has %zu bytes", fn, what, lkey, v.mv_size);
+  uint64_t id = store__be64_get(v.mv_data);
+  int st = user_get(t, id, out, fn);
+  if (st == STORE_NOTFOUND)
+    return store__fail(NULL, t, STORE_CORRUPT, "%s: %s '%s' points at missing user %" PRIu64, fn, what, lkey, id);
+  return st;
+}
+
 int store_user_find(store_txn *t, const char *username, store_user *out) {
   const char *fn = "store_user_find";
   int st = store__check_txn(t, false, fn);
@@ -214,22 +248,61 @@ int store_user_find(store_txn *t, const char *username, store_user *out) {
   if (ln < 0 || !out)
     return store__fail(NULL, t, STORE_INVALID, "%s: username must be 1..%d bytes and out non-NULL", fn,
                        STORE_USERNAME_MAX - 1);
-  MDB_val k = {(size_t)ln, lname}, v;
-  int rc = mdb_get(t->txn, DBI(t, USERNAMES), &k, &v);
-  if (rc == MDB_NOTFOUND) return STORE_NOTFOUND;
-  if (rc) return store__fail_mdb(t, rc, fn);
-  if (v.mv_size != 8)
-    return store__fail(NULL, t, STORE_CORRUPT, "%s: username index entry '%s' has %zu bytes", fn, lname, v.mv_size);
-  uint64_t id = store__be64_get(v.mv_data);
-  st = user_get(t, id, out, fn);
-  if (st == STORE_NOTFOUND)
-    return store__fail(NULL, t, STORE_CORRUPT, "%s: username '%s' points at missing user %" PRIu64, fn, lname, id);
-  if (st) return st;
+  if ((st = find_by_index(t, DBI(t, USERNAMES), lname, ln, out, "username", fn)) != 0) return st;
   char got[STORE_USERNAME_MAX];
   if (store__username_fold(out->username, got) < 0 || strcmp(got, lname) != 0)
-    return store__fail(NULL, t, STORE_CORRUPT, "%s: username '%s' points at user %" PRIu64 " named '%s'", fn, lname, id,
-                       out->username);
+    return store__fail(NULL, t, STORE_CORRUPT, "%s: username '%s' points at user %" PRIu64 " named '%s'", fn, lname,
+                       out->id, out->username);
   return STORE_OK;
+}
+
+int store_user_find_email(store_txn *t, const char *email, store_user *out) {
+  const char *fn = "store_user_find_email";
+  int st = store__check_txn(t, false, fn);
+  if (st) return st;
+  char lmail[STORE_EMAIL_MAX];
+  int lm = store__email_fold(email, lmail);
+  if (lm < 0 || !out)
+    return store__fail(NULL, t, STORE_INVALID, "%s: email must be 1..%d bytes and out non-NULL", fn,
+                       STORE_EMAIL_MAX - 1);
+  if ((st = find_by_index(t, DBI(t, EMAILS), lmail, lm, out, "email", fn)) != 0) return st;
+  char got[STORE_EMAIL_MAX];
+  if (store__email_fold(out->email, got) < 0 || strcmp(got, lmail) != 0)
+    return store__fail(NULL, t, STORE_CORRUPT, "%s: email '%s' points at user %" PRIu64 " whose email is '%s'", fn,
+                       lmail, out->id, out->email);
+  return STORE_OK;
+}
+
+int store__rebuild_email_index(MDB_txn *txn, const MDB_dbi *dbi, const char **why) {
+  MDB_cursor *c;
+  int rc = mdb_drop(txn, dbi[STORE__DB_EMAILS], 0);
+  if (rc) return *why = "cannot empty the email index", rc;
+  rc = mdb_cursor_open(txn, dbi[STORE__DB_USERS], &c);
+  if (rc) return *why = "cannot read the users", rc;
+  MDB_val k, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+  while (rc == 0) {
+    store_user u;
+    const char *w;
+    char lmail[STORE_EMAIL_MAX];
+    /* A record that does not decode keeps its damage: store_user_get reports it. */
+    if (k.mv_size == 8 && store__user_decode(v.mv_data, v.mv_size, &u, &w) == STORE_OK) {
+      int lm = store__email_fold(u.email, lmail);
+      if (lm > 0) {
+        unsigned char idb[8];
+        store__be64_put(idb, u.id);
+        MDB_val mk = {(size_t)lm, lmail}, mv = {8, idb};
+        /* Two users with one email (possible before the index): the first keeps it. */
+        rc = mdb_put(txn, dbi[STORE__DB_EMAILS], &mk, &mv, MDB_NOOVERWRITE);
+        if (rc && rc != MDB_KEYEXIST) break;
+      }
+    }
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  if (rc == MDB_NOTFOUND) return 0;
+  *why = "cannot index the users' emails";
+  return rc;
 }
 
 int store_user_delete(store_txn *t, uint64_t id) {
@@ -240,19 +313,27 @@ int store_user_delete(store_txn *t, uint64_t id) {
   st = user_get(t, id, &old, fn);
   if (st == STORE_NOTFOUND) return STORE_NOTFOUND;
   if (st == STORE_OK) {
-    char lname[STORE_USERNAME_MAX];
+    char lname[STORE_USERNAME_MAX], lmail[STORE_EMAIL_MAX];
     int ln = store__username_fold(old.username, lname);
     st = ln > 0 ? del_key(t, DBI(t, USERNAMES), lname, (size_t)ln, fn) : STORE_OK;
     if (st && st != STORE_NOTFOUND) return st;
+    int lm = store__email_fold(old.email, lmail);
+    st = lm > 0 ? del_key(t, DBI(t, EMAILS), lmail, (size_t)lm, fn) : STORE_OK;
+    if (st && st != STORE_NOTFOUND) return st;
   } else if (st == STORE_CORRUPT) {
-    if ((st = drop_usernames_of(t, id, NULL, fn)) != 0) return st;
+    if ((st = drop_index_of(t, DBI(t, USERNAMES), id, NULL, fn)) != 0) return st;
+    if ((st = drop_index_of(t, DBI(t, EMAILS), id, NULL, fn)) != 0) return st;
   } else {
     return st;
   }
   unsigned char kb[8];
   store__be64_put(kb, id);
   if ((st = del_key(t, DBI(t, USERS), kb, 8, fn)) != 0) return st;
-  if ((st = del_prefix(t, DBI(t, CODE), kb, 8, NULL, fn)) != 0) return st;
+  /* Everything keyed by the user: one range each. */
+  static const int ranges[] = {STORE__DB_CODE, STORE__DB_BRANCHES, STORE__DB_SEGMENTS, STORE__DB_CONSOLE,
+                               STORE__DB_TOKENS};
+  for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+    if ((st = del_prefix(t, t->s->dbi[ranges[i]], kb, 8, NULL, fn)) != 0) return st;
   static const int per_user[] = {STORE__DB_CODE_STAMP, STORE__DB_MEMORY, STORE__DB_CPU};
   for (size_t i = 0; i < sizeof per_user / sizeof per_user[0]; i++) {
     st = del_key(t, t->s->dbi[per_user[i]], kb, 8, fn);

@@ -5,6 +5,7 @@
  * store.c        lifecycle, errors, transactions, meta, backup, info
  * store_codec.c  pure encoders/decoders of the binary records (no LMDB)
  * store_data.c   users, code, memory, cpu, world on top of the two
+ * store_player.c branches, segments, console queue, tokens, settings (schema 2)
  */
 #ifndef ISOWORLD_STORE_INT_H
 #define ISOWORLD_STORE_INT_H
@@ -23,7 +24,12 @@
   X(CODE_STAMP, "code_stamp") \
   X(MEMORY, "memory")         \
   X(CPU, "cpu")               \
-  X(WORLD, "world")
+  X(WORLD, "world")           \
+  X(EMAILS, "emails")         \
+  X(BRANCHES, "branches")     \
+  X(SEGMENTS, "segments")     \
+  X(CONSOLE, "console")       \
+  X(TOKENS, "tokens")
 
 /* clang-format off */
 enum {
@@ -80,6 +86,17 @@ int store__check_txn(store_txn *txn, bool want_write, const char *fn);
 int store__meta_get_u64(store_txn *txn, const char *key, uint64_t dflt, uint64_t *out, const char *fn);
 int store__meta_put_u64(store_txn *txn, const char *key, uint64_t value, const char *fn);
 
+/* Helpers of the record files (store_data.c). */
+/* Length of a NUL-terminated name in 1..max-1, or -1. */
+long store__name_len(const char *s, size_t max);
+bool store__has_prefix(const MDB_val *k, const void *prefix, size_t plen);
+/* Deletes every key of dbi starting with prefix; *n (may be NULL) counts them. */
+int store__del_prefix(store_txn *t, MDB_dbi dbi, const void *prefix, size_t plen, size_t *n, const char *fn);
+/* Deletes one key; STORE_NOTFOUND is returned unrecorded. */
+int store__del_key(store_txn *t, MDB_dbi dbi, const void *key, size_t klen, const char *fn);
+/* Rebuilds the email index from the users (schema 1 -> 2 upgrade). Raw txn, dbi table. */
+int store__rebuild_email_index(MDB_txn *t, const MDB_dbi *dbi, const char **why);
+
 /* Big-endian keys and little-endian values. */
 void store__be64_put(unsigned char *p, uint64_t v);
 uint64_t store__be64_get(const unsigned char *p);
@@ -108,5 +125,7 @@ int store__cpu_decode(const void *data, size_t len, store_cpu *out, const char *
 /* Lower-cases ASCII letters of name into out (STORE_USERNAME_MAX bytes); returns the
  * length, or -1 when name is empty or too long. */
 int store__username_fold(const char *name, char *out);
+/* The same for an email (STORE_EMAIL_MAX bytes); -1 when empty or too long. */
+int store__email_fold(const char *email, char *out);
 
 #endif /* ISOWORLD_STORE_INT_H */

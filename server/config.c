@@ -34,6 +34,10 @@ static void usage(FILE *f) {
           "  --wall-ms MS       wall-clock budget of one run (default 2 x tickLimit + 50)\n"
           "  --hard-ms MS       give up on a run stuck in a builtin after MS (default 5000)\n"
           "  --max-ticks N      stop after N ticks (default: run until SIGINT/SIGTERM)\n"
+          "  --registration open|closed\n"
+          "                     whether anyone may register at /api/register/submit (default open)\n"
+          "  --token-ttl S      lifetime of a session token in seconds; each authenticated\n"
+          "                     response carries a fresh one (default 3600)\n"
           "  --no-demo          do not seed the two demo players into a new data directory\n"
           "  --quiet            do not echo players' console output\n"
           "  --stats-every N    print a tick summary every N ticks (default 10; 0 = never)\n"
@@ -53,6 +57,8 @@ static void defaults(srv_config *c) {
   c->heap_mb = 256;
   c->demo = true;
   c->stats_every = 10;
+  c->registration = true;
+  c->token_ttl_s = 3600;
 }
 
 static int parse_int(const char *key, const char *v, long lo, long hi, long *out, const char *where) {
@@ -91,8 +97,19 @@ static int apply(srv_config *c, const char *key, const char *v, const char *wher
   if (!strcmp(key, "heap-mb")) return parse_int(key, v, 16, 4096, &n, where) ? -1 : (c->heap_mb = (int)n, 0);
   if (!strcmp(key, "wall-ms")) return parse_int(key, v, 0, 600000, &n, where) ? -1 : (c->wall_ms = (int)n, 0);
   if (!strcmp(key, "hard-ms")) return parse_int(key, v, 0, 600000, &n, where) ? -1 : (c->hard_ms = (int)n, 0);
-  if (!strcmp(key, "max-ticks")) return parse_int(key, v, 0, LONG_MAX, &n, where) ? -1 : (c->max_ticks = (uint64_t)n, 0);
+  if (!strcmp(key, "max-ticks"))
+    return parse_int(key, v, 0, LONG_MAX, &n, where) ? -1 : (c->max_ticks = (uint64_t)n, 0);
   if (!strcmp(key, "stats-every")) return parse_int(key, v, 0, 1000000, &n, where) ? -1 : (c->stats_every = (int)n, 0);
+  if (!strcmp(key, "token-ttl")) return parse_int(key, v, 5, 30 * 86400, &n, where) ? -1 : (c->token_ttl_s = (int)n, 0);
+  if (!strcmp(key, "registration")) {
+    if (!strcmp(v, "open") || !strcmp(v, "closed")) {
+      c->registration = !strcmp(v, "open");
+      return 0;
+    }
+    fprintf(stderr, "isoworld: %s%s'%s' for registration: expected open or closed\n", where ? where : "",
+            where ? ": " : "", v);
+    return -1;
+  }
   bool on = !strcmp(v, "") || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on");
   bool off = !strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off");
   if (!strcmp(key, "no-demo") || !strcmp(key, "quiet") || !strcmp(key, "nosync") || !strcmp(key, "demo")) {
@@ -171,6 +188,8 @@ int srv_config_load(srv_config *c, int argc, char **argv) {
                                  {"hard-ms", required_argument, 0, 'H'},
                                  {"max-ticks", required_argument, 0, 'x'},
                                  {"stats-every", required_argument, 0, 's'},
+                                 {"registration", required_argument, 0, 'r'},
+                                 {"token-ttl", required_argument, 0, 'T'},
                                  {"no-demo", no_argument, 0, O_NODEMO},
                                  {"quiet", no_argument, 0, O_QUIET},
                                  {"nosync", no_argument, 0, O_NOSYNC},

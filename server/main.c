@@ -2,7 +2,8 @@
  * main.c — isoworld: configuration, start-up in order, the libuv loop, shutdown.
  *
  * Start-up: V8 (flags once), the data directory (schema checked; demo players seeded
- * into a new one), the HTTP server on this thread's libuv loop, then the tick thread.
+ * into a new one), the HTTP server on this thread's libuv loop with the player API and
+ * the op queue that carries its changes to the tick thread, then the tick thread.
  * SIGINT/SIGTERM stop the tick thread after the tick in progress is committed; a
  * second signal exits at once (LMDB keeps the last committed tick either way).
  */
@@ -25,9 +26,15 @@ typedef struct app {
   int signals;
 } app;
 
-static uint64_t be_game_time(void *ud) { return atomic_load(&((srv *)ud)->pub_game_time); }
-static size_t be_users(void *ud) { return atomic_load(&((srv *)ud)->pub_users); }
-static int64_t be_tick_ms(void *ud) { return ((srv *)ud)->cfg.tick_ms; }
+static uint64_t be_game_time(void *ud) {
+  return atomic_load(&((srv *)ud)->pub_game_time);
+}
+static size_t be_users(void *ud) {
+  return atomic_load(&((srv *)ud)->pub_users);
+}
+static int64_t be_tick_ms(void *ud) {
+  return ((srv *)ud)->cfg.tick_ms;
+}
 
 static void web_log(void *ud, int level, const char *message) {
   (void)ud;
@@ -35,6 +42,8 @@ static void web_log(void *ud, int level, const char *message) {
 }
 
 static void shutdown_loop(app *a) {
+  /* The tick thread has stopped: ops still queued are answered now, then the handle closes. */
+  srv_ops_close(&a->s);
   uv_signal_stop(&a->sigint);
   uv_signal_stop(&a->sigterm);
   uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -64,7 +73,9 @@ static void on_tick_exited(uv_async_t *h) {
   shutdown_loop(a);
 }
 
-static void notify_tick_exit(void *ud) { uv_async_send(&((app *)ud)->tick_exited); }
+static void notify_tick_exit(void *ud) {
+  uv_async_send(&((app *)ud)->tick_exited);
+}
 
 int main(int argc, char **argv) {
   static app a;
@@ -105,6 +116,13 @@ int main(int argc, char **argv) {
                     .welcome_text = "isoworld: a Screeps-style server in C with V8 isolates",
                     .package_version = ISOWORLD_VERSION};
   web_install_game_api(a.http, &be, &a.s);
+  if ((rc = srv_ops_init(&a.s, &a.loop)) != 0 || (rc = srv_api_install(&a.s, a.http, &a.loop)) != 0) {
+    srv_log("cannot set up the player API: %d", rc);
+    web_free(a.http);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    srv_close(&a.s);
+    return 1;
+  }
 
   uv_signal_init(&a.loop, &a.sigint);
   uv_signal_init(&a.loop, &a.sigterm);
@@ -130,6 +148,8 @@ int main(int argc, char **argv) {
   int code = a.s.exit_code;
   srv_log("stopped at game time %" PRIu64, a.s.game_time);
   srv_close(&a.s);
-  sbx_engine_stop();
+  if (!sbx_engine_stop())
+    srv_log("%d player threads are still stuck in V8 builtins; exiting without stopping V8",
+            sbx_engine_stuck_threads());
   return code;
 }

@@ -2,12 +2,13 @@
  * seed.c — two demo players for a new data directory, so that a first `make run` shows
  * a world that ticks: their code logs every tick, keeps a count in Memory and shows the
  * persistent global at work. `--no-demo` leaves a new data directory empty.
+ *
+ * They have no password, so nobody can sign in as them: they are there to be watched.
  */
 #include "server.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static const char ALICE_MAIN[] =
     "// Demo player: counts ticks in Memory (saved every tick) and in the global\n"
@@ -42,22 +43,12 @@ static const char BOB_PRIMES[] =
 
 static int put_user(srv *s, store_txn *txn, const char *name, const char *const *mods, const char *const *srcs,
                     size_t n) {
-  uint64_t id;
-  int rc = store_next_user_id(txn, &id);
-  if (rc != STORE_OK) return rc;
   store_user u;
   memset(&u, 0, sizeof u);
-  u.id = id;
   snprintf(u.username, sizeof u.username, "%s", name);
-  snprintf(u.active_branch, sizeof u.active_branch, "default");
-  u.cpu_limit = s->cfg.cpu_limit;
-  u.created_ms = (int64_t)time(NULL) * 1000;
-  if ((rc = store_user_put(txn, &u)) != STORE_OK) return rc;
-  for (size_t i = 0; i < n; i++) {
-    rc = store_code_put_module(txn, id, "default", mods[i], srcs[i], strlen(srcs[i]), false);
-    if (rc != STORE_OK) return rc;
-  }
-  return store_code_set_stamp(txn, id, 1);
+  sbx_module m[4];
+  for (size_t i = 0; i < n && i < 4; i++) m[i] = (sbx_module){mods[i], srcs[i], strlen(srcs[i]), false};
+  return srv_user_create(s, txn, &u, m, n);
 }
 
 int srv_seed_demo(srv *s, store_txn *txn) {

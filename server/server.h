@@ -3,8 +3,10 @@
  * (nothing depends on the server).
  *
  * Threads: the loop thread (libuv: HTTP, signals), the tick thread (sequences ticks,
- * the only LMDB writer), the sandbox's worker pool and watchdog. The loop thread reads
- * the tick thread's results only through atomics; it never touches a player or V8.
+ * the only LMDB writer), the sandbox's worker pool and watchdog, and libuv's thread
+ * pool (password hashing, heavy reads). The loop thread reads the tick thread's results
+ * only through atomics and LMDB read transactions (committed state); it never touches a
+ * player or V8. Every change it wants made goes to the tick thread as an op (below).
  */
 #ifndef ISOWORLD_SERVER_H
 #define ISOWORLD_SERVER_H
@@ -15,6 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
+#include "players.h"
 #include "sandbox.h"
 #include "sim.h"
 #include "store.h"
@@ -38,6 +43,8 @@ typedef struct srv_config {
   bool quiet;         /* do not echo players' console output */
   bool nosync;        /* LMDB without fsync per commit (benchmarks only) */
   int stats_every;    /* print a tick summary every N ticks (0: never) */
+  bool registration;  /* POST /api/register/submit is open (default true) */
+  int token_ttl_s;    /* lifetime of a session token, seconds (default 3600) */
 } srv_config;
 
 /* Fills defaults, reads --config FILE if given, then the other flags (which win).
@@ -47,30 +54,107 @@ int srv_config_load(srv_config *cfg, int argc, char **argv);
 
 /* ------------------------------------------------------------------ players */
 
+/* A console expression waiting for the player's next run. */
+typedef struct srv_cmd {
+  uint64_t seq; /* its number in the store's console queue */
+  char *expr;   /* NUL-terminated, owned */
+} srv_cmd;
+
+/* A player in RAM: owned by the tick thread, a write-through copy of what is committed. */
 typedef struct srv_player {
   uint64_t id;
   char name[64];
+  uint32_t flags;                /* SRV_USER_* */
+  char branch[STORE_BRANCH_MAX]; /* the branch that runs (activeWorld) */
   sbx_vm *vm;
   bool has_code;
   uint64_t code_stamp;
-  char *memory;     /* the committed Memory (NUL-terminated), owned */
+  char *memory; /* the committed Memory (NUL-terminated), owned */
   size_t memory_len;
   bool memory_dirty; /* changed since the last commit */
   sim_cpu cpu;
   int32_t last_used_ms;
   uint64_t last_tick;
+  srv_cmd *cmds; /* console queue, oldest first */
+  size_t n_cmds, cap_cmds;
+  int active_segments[SBX_SEGMENTS_ACTIVE_MAX]; /* readable this tick (setActiveSegments) */
+  size_t n_active_segments;
 } srv_player;
+
+typedef struct srv srv;
+
+/* players.c — the registry of players in RAM. Tick thread only. */
+/* The player with this id, or NULL. */
+srv_player *srv_player_find(srv *s, uint64_t id);
+/* Adds a player for user u (state as committed in txn: code of its active branch,
+ * Memory, CPU, console queue, active segments). 0 or a store status. */
+int srv_player_add(srv *s, store_txn *txn, const store_user *u);
+/* Replaces the player's code with the modules of its branch p->branch as committed in
+ * txn; the global resets on its next run. 0 or a store status. */
+int srv_player_load_code(srv *s, store_txn *txn, srv_player *p);
+/* Replaces the player's code with these modules (names as players write them). */
+int srv_player_set_code(srv_player *p, const sbx_module *mods, size_t n);
+/* Appends a queued console expression (copied). 0 or -1 (out of memory). */
+int srv_player_push_cmd(srv_player *p, uint64_t seq, const char *expr);
+/* Drops the queued expressions numbered <= upto. */
+void srv_player_drop_cmds(srv_player *p, uint64_t upto);
+void srv_player_free(srv_player *p);
+/* Brings users written before branch records existed (schema 1) up to date: each gets a
+ * record for every branch it has code in, and a "default" branch if it has none. Runs
+ * in srv_open's write txn. */
+int srv_players_fixup(srv *s, store_txn *txn);
+
+/* ------------------------------------------------------------------ ops */
+
+/*
+ * The op queue: how the loop thread changes persistent state. LMDB has one writer, the
+ * tick thread; the loop thread must never wait for it. So a change is an op, submitted
+ * from the loop thread and run by the tick thread between two ticks (an op waits at
+ * most for the tick in progress):
+ *   prepare(s, txn, ud)  tick thread: the LMDB writes, in the op's own write txn. It may
+ *                        read the players (RAM) but must not change them. Returns 0 to
+ *                        commit, > 0 to refuse (a logical error the op describes in its
+ *                        ud), < 0 a store status. Anything but 0 aborts the txn.
+ *   apply(s, ud)         tick thread, only after the commit succeeded: update RAM (a new
+ *                        player, new code, Memory, queued commands...). May be NULL.
+ *   done(s, status, ud)  loop thread, always exactly once: prepare's status, the
+ *                        commit's failure, or SRV_OP_STOPPED when the server stopped
+ *                        before the op ran. The HTTP answer is sent here, so an answer
+ *                        is never given before the commit is on disk.
+ */
+#define SRV_OP_STOPPED (-1000)
+
+typedef int (*srv_op_prepare_fn)(srv *s, store_txn *txn, void *ud);
+typedef void (*srv_op_apply_fn)(srv *s, void *ud);
+typedef void (*srv_op_done_fn)(srv *s, int status, void *ud);
+
+typedef struct srv_op srv_op;
+
+/* Loop thread: starts the queue's completion handle on `loop`. 0 or a uv error. */
+int srv_ops_init(srv *s, uv_loop_t *loop);
+/* Loop thread: queues an op. 0, or SRV_OP_STOPPED (the tick thread has stopped: no
+ * callback will be made) or -1 (out of memory). */
+int srv_op_submit(srv *s, srv_op_prepare_fn prepare, srv_op_apply_fn apply, srv_op_done_fn done, void *ud);
+/* Loop thread, after the tick thread has stopped: completes every op (done callbacks
+ * with their status, or SRV_OP_STOPPED) and closes the handle. */
+void srv_ops_close(srv *s);
+/* Tick thread: runs every queued op, each in its own write txn. True if any ran. */
+bool srv_ops_run_pending(srv *s);
+/* Tick thread, when it stops: refuses further ops and completes the queued ones with
+ * SRV_OP_STOPPED. */
+void srv_ops_stop(srv *s);
 
 /* ------------------------------------------------------------------ the server */
 
-typedef struct srv {
+struct srv {
   srv_config cfg;
   store *db;
   sbx_runtime *rt;
   sbx_pool *pool;
-  srv_player *players;
+  srv_player **players; /* in increasing id order */
   size_t n_players, cap_players;
-  uint64_t game_time;        /* tick thread's copy */
+  uint64_t game_time;                           /* tick thread's copy */
+  unsigned char token_key[SRV_TOKEN_KEY_BYTES]; /* set by srv_open, then read-only */
 
   /* read by the loop thread */
   atomic_uint_fast64_t pub_game_time;
@@ -85,7 +169,15 @@ typedef struct srv {
   int exit_code;
   void (*on_tick_thread_exit)(void *ud); /* called from the tick thread when it stops */
   void *on_exit_ud;
-} srv;
+
+  /* op queue: pending ops and `ops_closed` under mu; completed ops under done_mu */
+  srv_op *ops_head, *ops_tail;
+  bool ops_closed;
+  pthread_mutex_t done_mu;
+  srv_op *done_head, *done_tail;
+  uv_async_t ops_async;
+  bool ops_live;
+};
 
 /* Opens the data directory, seeds demo players if it is new, loads players. */
 int srv_open(srv *s);
@@ -97,6 +189,19 @@ void srv_close(srv *s);
 
 /* Demo players for a new data directory (seed.c). */
 int srv_seed_demo(srv *s, store_txn *txn);
+
+/* Writes a new user with its "default" branch (active for world and sim) holding
+ * `mods` (names as players write them; an empty main is added if there is none),
+ * Memory {}, and a CPU record. u->id is allocated here. 0, a store status, or
+ * STORE_INVALID for a bad module name. */
+int srv_user_create(srv *s, store_txn *txn, store_user *u, const sbx_module *mods, size_t n);
+
+/* ------------------------------------------------------------------ HTTP */
+
+typedef struct web web;
+/* Registers the player routes (auth, registration, code, branches, Memory, segments,
+ * console, tokens) on w. The routes answer on the loop thread. 0 or a web status. */
+int srv_api_install(srv *s, web *w, uv_loop_t *loop);
 
 /* Logging to stderr with a timestamp; console output of players goes to stdout. */
 void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -8,14 +8,24 @@
  * Memory and every player's CPU account; (4) only after the commit is anything
  * published (console output, the game time the HTTP API reports).
  *
+ * Each job also carries the player's queued console commands (evaluated after loop(),
+ * even when it threw; dropped from the queue in the tick's own commit once they ran)
+ * and the RawMemory segments the player asked for; segments the code wrote and its new
+ * choice of active segments are committed with the tick.
+ *
+ * Between ticks the thread runs the op queue (ops.c): changes asked for over HTTP, each
+ * committed in its own transaction. An op waits at most for the tick in progress.
+ *
  * The players' state lives in RAM, owned by this thread, as a write-through copy of
- * what is committed: the database is read once, at start. If a commit fails the
- * server stops rather than run on with a world it cannot save: what is on disk is the
- * last committed tick, and a restart goes on from it.
+ * what is committed: the database is read once, at start, and then only when an op
+ * adds a player or reloads code. If a tick's commit fails the server stops rather than
+ * run on with a world it cannot save: what is on disk is the last committed tick, and a
+ * restart goes on from it.
  */
 #include "server.h"
 
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,100 +56,43 @@ void srv_log(const char *fmt, ...) {
 
 /* ------------------------------------------------------------------ loading */
 
-typedef struct code_acc {
-  sbx_module *mods;
-  size_t n, cap;
-} code_acc;
-
-static int collect_module(const store_code_module *m, void *ud) {
-  code_acc *a = ud;
-  if (a->n == a->cap) {
-    size_t cap = a->cap ? a->cap * 2 : 8;
-    sbx_module *p = realloc(a->mods, cap * sizeof *p);
-    if (!p) return STORE_NOMEM;
-    a->mods = p;
-    a->cap = cap;
-  }
-  /* Borrowed until the read txn ends; sbx_vm_set_code copies. */
-  a->mods[a->n++] = (sbx_module){m->name, m->data, m->len, m->binary};
-  /* m->name is only valid during the call: keep a copy. */
-  char *name = strdup(m->name);
-  if (!name) return STORE_NOMEM;
-  a->mods[a->n - 1].name = name;
-  return 0;
-}
-
-static int load_player_code(srv *s, store_txn *txn, srv_player *p, const char *branch) {
-  code_acc acc = {0};
-  int rc = store_code_iter_branch(txn, p->id, branch, collect_module, &acc);
-  if (rc == STORE_OK && acc.n > 0) {
-    rc = sbx_vm_set_code(p->vm, acc.mods, acc.n) == SBX_OK ? STORE_OK : STORE_NOMEM;
-    p->has_code = rc == STORE_OK;
-  }
-  for (size_t i = 0; i < acc.n; i++) free((char *)acc.mods[i].name);
-  free(acc.mods);
-  (void)s;
-  return rc;
-}
-
 static int add_player(const store_user *u, void *ud) {
-  srv *s = ud;
-  if (s->n_players == s->cap_players) {
-    size_t cap = s->cap_players ? s->cap_players * 2 : 16;
-    srv_player *np = realloc(s->players, cap * sizeof *np);
-    if (!np) return STORE_NOMEM;
-    s->players = np;
-    s->cap_players = cap;
-  }
-  srv_player *p = &s->players[s->n_players];
-  memset(p, 0, sizeof *p);
-  p->id = u->id;
-  snprintf(p->name, sizeof p->name, "%s", u->username);
-  p->cpu.limit = u->cpu_limit > 0 ? u->cpu_limit : s->cfg.cpu_limit;
-  p->cpu.bucket = SIM_BUCKET_START;
-  s->n_players++;
-  return 0;
+  void **args = ud;
+  return srv_player_add(args[0], args[1], u);
 }
 
 static int load_players(srv *s, store_txn *txn) {
-  int rc = store_user_iter(txn, add_player, s);
-  if (rc != STORE_OK) return rc;
-  sbx_vm_options vo = {.heap_limit_mb = (size_t)s->cfg.heap_mb};
-  for (size_t i = 0; i < s->n_players; i++) {
-    srv_player *p = &s->players[i];
-    store_user u;
-    if ((rc = store_user_get(txn, p->id, &u)) != STORE_OK) return rc;
-    if (sbx_vm_new(s->rt, &vo, &p->vm) != SBX_OK) return STORE_NOMEM;
-    sbx_vm_set_userdata(p->vm, p);
-    store_code_get_stamp(txn, p->id, &p->code_stamp);
-    if ((rc = load_player_code(s, txn, p, u.active_branch[0] ? u.active_branch : "default")) != STORE_OK) return rc;
-    const char *mem;
-    size_t len;
-    rc = store_memory_get(txn, p->id, &mem, &len);
-    if (rc == STORE_OK) {
-      p->memory = malloc(len + 1);
-      if (!p->memory) return STORE_NOMEM;
-      memcpy(p->memory, mem, len);
-      p->memory[len] = 0;
-      p->memory_len = len;
-    } else if (rc != STORE_NOTFOUND) {
-      return rc;
-    }
-    store_cpu c;
-    rc = store_cpu_get(txn, p->id, &c);
-    if (rc == STORE_OK) {
-      p->cpu.bucket = c.bucket;
-      p->last_used_ms = c.last_used_ms;
-      p->last_tick = c.last_tick;
-    } else if (rc != STORE_NOTFOUND) {
-      return rc;
-    }
+  void *args[2] = {s, txn};
+  return store_user_iter(txn, add_player, args);
+}
+
+/* The session-token signing key: made once, from the system's random source, and kept in
+ * the store so tokens stay valid across restarts. */
+static int load_token_key(srv *s, store_txn *txn) {
+  const void *k;
+  size_t len;
+  int rc = store_setting_get(txn, "token_key", &k, &len);
+  if (rc == STORE_OK && len == SRV_TOKEN_KEY_BYTES) {
+    memcpy(s->token_key, k, len);
+    return STORE_OK;
   }
-  return STORE_OK;
+  if (rc != STORE_OK && rc != STORE_NOTFOUND) return rc;
+  randombytes_buf(s->token_key, sizeof s->token_key);
+  return store_setting_put(txn, "token_key", s->token_key, sizeof s->token_key);
 }
 
 int srv_open(srv *s) {
   char msg[STORE_ERRMSG_MAX];
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&s->mu, NULL);
+  if (sodium_init() < 0) {
+    srv_log("libsodium failed to start");
+    return -1;
+  }
   int rc = store_create(&s->db);
   if (rc == STORE_OK) {
     store_options so = {.nosync = s->cfg.nosync};
@@ -165,15 +118,19 @@ int srv_open(srv *s) {
   if (rc == STORE_OK) rc = store_get_game_time(txn, &t);
   store_abort(txn);
   if (rc != STORE_OK) goto db_error;
-  if (users == 0 && t == 0 && s->cfg.demo) {
-    if ((rc = store_write_begin(s->db, &txn)) != STORE_OK) goto db_error;
-    if ((rc = srv_seed_demo(s, txn)) != STORE_OK) {
-      store_abort(txn);
-      goto db_error;
-    }
-    if ((rc = store_commit(txn)) != STORE_OK) goto db_error;
-    srv_log("new data directory %s: seeded two demo players", s->cfg.data_dir);
+  /* One write txn before the tick thread exists: the token key, users of schema 1
+   * brought up to date, and the demo players of a new data directory. */
+  if ((rc = store_write_begin(s->db, &txn)) != STORE_OK) goto db_error;
+  rc = load_token_key(s, txn);
+  if (rc == STORE_OK) rc = srv_players_fixup(s, txn);
+  bool seed = users == 0 && t == 0 && s->cfg.demo;
+  if (rc == STORE_OK && seed) rc = srv_seed_demo(s, txn);
+  if (rc != STORE_OK) {
+    store_abort(txn);
+    goto db_error;
   }
+  if ((rc = store_commit(txn)) != STORE_OK) goto db_error;
+  if (seed) srv_log("new data directory %s: seeded two demo players", s->cfg.data_dir);
   if ((rc = store_read_begin(s->db, &txn)) != STORE_OK) goto db_error;
   rc = store_get_game_time(txn, &s->game_time);
   if (rc == STORE_OK) rc = load_players(s, txn);
@@ -221,16 +178,58 @@ typedef struct tick_stats {
   size_t ran, skipped, failed;
 } tick_stats;
 
+/* Per-tick scratch of one job, beside the sandbox's sbx_job. */
+typedef struct tick_job {
+  srv_player *p;
+  const char **cmds; /* the queued expressions given to this run (borrowed from p) */
+  size_t n_cmds;
+  uint64_t cmds_upto;                        /* sequence number of the last of them */
+  sbx_segment segs[SBX_SEGMENTS_ACTIVE_MAX]; /* borrowed from the segment read txn */
+} tick_job;
+
+typedef struct tick_scratch {
+  sbx_job *jobs;
+  tick_job *tj;
+  size_t cap;
+} tick_scratch;
+
+static int scratch_reserve(tick_scratch *sc, size_t n) {
+  if (n <= sc->cap) return 0;
+  size_t cap = sc->cap ? sc->cap : 16;
+  while (cap < n) cap *= 2;
+  sbx_job *j = realloc(sc->jobs, cap * sizeof *j);
+  if (!j) return -1;
+  sc->jobs = j;
+  tick_job *t = realloc(sc->tj, cap * sizeof *t);
+  if (!t) return -1;
+  sc->tj = t;
+  sc->cap = cap;
+  return 0;
+}
+
+static void scratch_release(tick_scratch *sc) {
+  free(sc->jobs);
+  free(sc->tj);
+  memset(sc, 0, sizeof *sc);
+}
+
 /* Returns 0, or -1 when the tick could not be committed. */
-static int run_tick(srv *s, sbx_job *jobs, size_t *job_player, tick_stats *st) {
+static int run_tick(srv *s, tick_scratch *sc, tick_stats *st) {
   uint64_t t0 = mono_us();
   uint64_t T = s->game_time + 1;
   size_t n = 0;
   memset(st, 0, sizeof *st);
   static const char skip_text[] = "Script execution has been terminated: CPU bucket is empty";
+  if (scratch_reserve(sc, s->n_players) != 0) {
+    srv_log("tick %" PRIu64 ": out of memory", T);
+    return -1;
+  }
+  /* Segments the players asked for are read from the last commit, borrowed until the
+   * jobs are done. */
+  store_txn *seg_txn = NULL;
   for (size_t i = 0; i < s->n_players; i++) {
-    srv_player *p = &s->players[i];
-    if (!p->has_code) continue;
+    srv_player *p = s->players[i];
+    if (!p->has_code || (p->flags & SRV_USER_BANNED)) continue;
     if (sim_cpu_must_skip(&p->cpu)) {
       sim_cpu_charge(&p->cpu, 0);
       sbx_line l = {SBX_ERROR, false, (char *)skip_text, sizeof skip_text - 1};
@@ -238,8 +237,11 @@ static int run_tick(srv *s, sbx_job *jobs, size_t *job_player, tick_stats *st) {
       st->skipped++;
       continue;
     }
-    sbx_job *j = &jobs[n];
+    sbx_job *j = &sc->jobs[n];
+    tick_job *tj = &sc->tj[n];
     memset(j, 0, sizeof *j);
+    memset(tj, 0, sizeof *tj);
+    tj->p = p;
     j->vm = p->vm;
     j->in.time = T;
     j->in.cpu_limit_ms = p->cpu.limit;
@@ -249,16 +251,36 @@ static int run_tick(srv *s, sbx_job *jobs, size_t *job_player, tick_stats *st) {
     j->in.hard_limit_ms = s->cfg.hard_ms;
     j->in.memory = p->memory;
     j->in.memory_len = p->memory_len;
-    job_player[n++] = i;
+    j->in.memory_max = SRV_MEMORY_MAX;
+    if (p->n_cmds) {
+      tj->cmds = malloc(p->n_cmds * sizeof *tj->cmds);
+      if (tj->cmds) {
+        for (size_t c = 0; c < p->n_cmds; c++) tj->cmds[c] = p->cmds[c].expr;
+        tj->n_cmds = p->n_cmds;
+        tj->cmds_upto = p->cmds[p->n_cmds - 1].seq;
+        j->in.commands = tj->cmds;
+        j->in.n_commands = tj->n_cmds;
+      }
+    }
+    for (size_t k = 0; k < p->n_active_segments; k++) {
+      if (!seg_txn && store_read_begin(s->db, &seg_txn) != STORE_OK) break;
+      const char *data;
+      size_t len;
+      if (store_segment_get(seg_txn, p->id, p->active_segments[k], &data, &len) != STORE_OK) continue;
+      tj->segs[j->in.n_segments++] = (sbx_segment){p->active_segments[k], (char *)data, len};
+    }
+    if (j->in.n_segments) j->in.segments = tj->segs;
+    n++;
   }
-  sbx_pool_run(s->pool, jobs, n);
+  sbx_pool_run(s->pool, sc->jobs, n);
+  store_abort(seg_txn);
   uint64_t t1 = mono_us();
   st->run_us = t1 - t0;
 
   /* Apply results to the players (RAM), then commit everything in one transaction. */
   for (size_t k = 0; k < n; k++) {
-    srv_player *p = &s->players[job_player[k]];
-    sbx_tick_out *o = &jobs[k].out;
+    srv_player *p = sc->tj[k].p;
+    sbx_tick_out *o = &sc->jobs[k].out;
     double used_ms = (double)o->cpu_ns / 1e6;
     sim_cpu_charge(&p->cpu, used_ms);
     p->last_used_ms = (int32_t)(used_ms + 0.999);
@@ -277,11 +299,23 @@ static int run_tick(srv *s, sbx_job *jobs, size_t *job_player, tick_stats *st) {
   int rc = store_write_begin(s->db, &txn);
   if (rc == STORE_OK) rc = store_set_game_time(txn, T);
   for (size_t i = 0; rc == STORE_OK && i < s->n_players; i++) {
-    srv_player *p = &s->players[i];
+    srv_player *p = s->players[i];
     if (!p->has_code) continue;
     if (p->memory_dirty) rc = store_memory_put(txn, p->id, p->memory, p->memory_len);
     store_cpu c = {p->cpu.limit, p->cpu.bucket, p->last_used_ms, p->last_tick};
     if (rc == STORE_OK) rc = store_cpu_put(txn, p->id, &c);
+  }
+  for (size_t k = 0; rc == STORE_OK && k < n; k++) {
+    srv_player *p = sc->tj[k].p;
+    sbx_tick_out *o = &sc->jobs[k].out;
+    /* Commands that ran leave the queue in the same commit; those that did not (the
+     * run ended before it could evaluate them) wait for the next tick. */
+    if (sc->tj[k].n_cmds && o->commands_run) rc = store_console_trim(txn, p->id, sc->tj[k].cmds_upto, NULL);
+    for (size_t g = 0; rc == STORE_OK && g < o->n_segments_written; g++)
+      rc = store_segment_put(txn, p->id, o->segments_written[g].id, o->segments_written[g].data,
+                             o->segments_written[g].len);
+    if (rc == STORE_OK && o->active_segments_set)
+      rc = store_segments_set_active(txn, p->id, o->active_segments, o->n_active_segments);
   }
   if (rc == STORE_OK) {
     rc = store_commit(txn);
@@ -294,18 +328,32 @@ static int run_tick(srv *s, sbx_job *jobs, size_t *job_player, tick_stats *st) {
     char msg[STORE_ERRMSG_MAX];
     srv_log("tick %" PRIu64 " could not be committed: %s (%s); stopping with the world as of tick %" PRIu64, T,
             store_strerror(rc), store_errmsg(s->db, msg, sizeof msg), s->game_time);
-    for (size_t k = 0; k < n; k++) sbx_tick_out_release(&jobs[k].out);
+    for (size_t k = 0; k < n; k++) {
+      sbx_tick_out_release(&sc->jobs[k].out);
+      free(sc->tj[k].cmds);
+    }
     return -1;
   }
-  for (size_t i = 0; i < s->n_players; i++) s->players[i].memory_dirty = false;
+  for (size_t i = 0; i < s->n_players; i++) s->players[i]->memory_dirty = false;
   s->game_time = T;
+  for (size_t k = 0; k < n; k++) {
+    srv_player *p = sc->tj[k].p;
+    sbx_tick_out *o = &sc->jobs[k].out;
+    if (sc->tj[k].n_cmds && o->commands_run) srv_player_drop_cmds(p, sc->tj[k].cmds_upto);
+    if (o->active_segments_set) {
+      p->n_active_segments = o->n_active_segments;
+      memcpy(p->active_segments, o->active_segments, o->n_active_segments * sizeof *o->active_segments);
+    }
+  }
 
-  /* Publish: only now that the tick is on disk. */
+  /* Publish: only now that the tick is on disk. Console results (SBX_RESULT lines) are
+   * among the lines: the console stream will take them from here. */
   atomic_store(&s->pub_game_time, T);
   for (size_t k = 0; k < n; k++) {
-    srv_player *p = &s->players[job_player[k]];
-    print_lines(s, p, T, jobs[k].out.lines, jobs[k].out.n_lines);
-    sbx_tick_out_release(&jobs[k].out);
+    srv_player *p = sc->tj[k].p;
+    print_lines(s, p, T, sc->jobs[k].out.lines, sc->jobs[k].out.n_lines);
+    sbx_tick_out_release(&sc->jobs[k].out);
+    free(sc->tj[k].cmds);
   }
   st->total_us = mono_us() - t0;
   atomic_store(&s->pub_last_tick_us, (int_fast64_t)st->total_us);
@@ -316,24 +364,23 @@ static int run_tick(srv *s, sbx_job *jobs, size_t *job_player, tick_stats *st) {
 
 static void *tick_main(void *arg) {
   srv *s = arg;
-  sbx_job *jobs = calloc(s->n_players ? s->n_players : 1, sizeof *jobs);
-  size_t *job_player = calloc(s->n_players ? s->n_players : 1, sizeof *job_player);
-  if (!jobs || !job_player) {
-    srv_log("out of memory starting the tick thread");
-    s->exit_code = 1;
-    goto out;
-  }
+  tick_scratch sc = {0};
   uint64_t next = mono_us(), ticks = 0;
   uint64_t sum_us = 0, max_us = 0;
   for (;;) {
     pthread_mutex_lock(&s->mu);
-    while (!s->stop && s->cfg.tick_ms > 0 && mono_us() < next) {
+    /* Between ticks: wait for the next one, or for an op to run. */
+    while (!s->stop && !s->ops_head && s->cfg.tick_ms > 0 && mono_us() < next) {
       uint64_t wake = next;
       struct timespec ts = {(time_t)(wake / 1000000u), (long)(wake % 1000000u) * 1000};
       pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     }
-    bool stop = s->stop;
+    bool stop = s->stop, ops = s->ops_head != NULL;
     pthread_mutex_unlock(&s->mu);
+    if (ops) {
+      srv_ops_run_pending(s);
+      if (!stop) continue;
+    }
     if (stop) break;
     uint64_t started = mono_us();
     if (s->cfg.tick_ms > 0) {
@@ -342,7 +389,7 @@ static void *tick_main(void *arg) {
       if (next + (uint64_t)s->cfg.tick_ms * 1000u < started) next = started + (uint64_t)s->cfg.tick_ms * 1000u;
     }
     tick_stats st;
-    if (run_tick(s, jobs, job_player, &st) != 0) {
+    if (run_tick(s, &sc, &st) != 0) {
       s->exit_code = 1;
       break;
     }
@@ -350,7 +397,8 @@ static void *tick_main(void *arg) {
     sum_us += st.total_us;
     if (st.total_us > max_us) max_us = st.total_us;
     if (s->cfg.stats_every > 0 && ticks % (uint64_t)s->cfg.stats_every == 0) {
-      srv_log("tick %" PRIu64 ": %zu players ran (%zu failed, %zu skipped); tick %.2f ms (players %.2f, commit "
+      srv_log("tick %" PRIu64
+              ": %zu players ran (%zu failed, %zu skipped); tick %.2f ms (players %.2f, commit "
               "%.2f); last %d: mean %.2f ms, max %.2f ms",
               s->game_time, st.ran, st.failed, st.skipped, (double)st.total_us / 1e3, (double)st.run_us / 1e3,
               (double)st.commit_us / 1e3, s->cfg.stats_every, (double)sum_us / 1e3 / s->cfg.stats_every,
@@ -362,20 +410,13 @@ static void *tick_main(void *arg) {
       break;
     }
   }
-out:
-  free(jobs);
-  free(job_player);
+  scratch_release(&sc);
+  srv_ops_stop(s);
   if (s->on_tick_thread_exit) s->on_tick_thread_exit(s->on_exit_ud);
   return NULL;
 }
 
 int srv_start_ticking(srv *s) {
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&s->cv, &ca);
-  pthread_condattr_destroy(&ca);
-  pthread_mutex_init(&s->mu, NULL);
   if (sbx_pool_new(s->cfg.workers, &s->pool) != SBX_OK) {
     srv_log("cannot start the worker pool");
     return -1;
@@ -398,10 +439,7 @@ void srv_stop_ticking(srv *s) {
 void srv_close(srv *s) {
   sbx_pool_free(s->pool);
   s->pool = NULL;
-  for (size_t i = 0; i < s->n_players; i++) {
-    sbx_vm_free(s->players[i].vm);
-    free(s->players[i].memory);
-  }
+  for (size_t i = 0; i < s->n_players; i++) srv_player_free(s->players[i]);
   free(s->players);
   s->players = NULL;
   s->n_players = 0;
@@ -409,4 +447,5 @@ void srv_close(srv *s) {
   s->rt = NULL;
   store_close(s->db);
   s->db = NULL;
+  sodium_memzero(s->token_key, sizeof s->token_key);
 }

@@ -217,7 +217,7 @@ static void test_persistence_open_creates_dir_and_schema(void **state) {
   assert_int_equal(info.schema_version, STORE_SCHEMA_VERSION);
   assert_int_equal(info.map_size, 4ull << 30);
   assert_true(info.max_readers >= 126);
-  assert_int_equal(info.n_dbs, 8);
+  assert_int_equal(info.n_dbs, 13);
   assert_string_equal(info.dbs[0].name, "meta");
   assert_int_equal(info.dbs[0].entries, 1); /* the schema version record */
   assert_int_equal(store_commit(t), STORE_OK);
@@ -311,16 +311,16 @@ static void test_persistence_schema_mismatch_refused(void **state) {
   store_close(open_ok(f->sub, NULL));
   char msg[STORE_ERRMSG_MAX];
 
-  unsigned char v2[4] = {2, 0, 0, 0};
-  raw_put(f->sub, "meta", "schema_version", 14, v2, 4);
+  unsigned char v3[4] = {STORE_SCHEMA_VERSION + 1, 0, 0, 0};
+  raw_put(f->sub, "meta", "schema_version", 14, v3, 4);
   open_fails(f->sub, NULL, STORE_SCHEMA, msg, sizeof msg);
-  assert_non_null(strstr(msg, "schema version 2"));
-  assert_non_null(strstr(msg, "version 1"));
+  assert_non_null(strstr(msg, "schema version 3"));
+  assert_non_null(strstr(msg, "version 2"));
   assert_non_null(strstr(msg, "newer"));
   /* The refusal did not "fix" the record. */
   unsigned char got[8];
   assert_int_equal(raw_get(f->sub, "meta", "schema_version", 14, got, sizeof got), 4);
-  assert_int_equal(got[0], 2);
+  assert_int_equal(got[0], STORE_SCHEMA_VERSION + 1);
 
   unsigned char v0[4] = {0, 0, 0, 0};
   raw_put(f->sub, "meta", "schema_version", 14, v0, 4);
@@ -332,10 +332,304 @@ static void test_persistence_schema_mismatch_refused(void **state) {
   open_fails(f->sub, NULL, STORE_CORRUPT, msg, sizeof msg);
   assert_non_null(strstr(msg, "schema_version"));
 
-  /* Back to 1: opens again. */
+  /* Back to the current version: opens again. */
+  unsigned char vc[4] = {STORE_SCHEMA_VERSION, 0, 0, 0};
+  raw_put(f->sub, "meta", "schema_version", 14, vc, 4);
+  store_close(open_ok(f->sub, NULL));
+}
+
+/* A schema 1 store (no emails index, no schema-2 databases) is refused read-only and
+ * upgraded by a writable open: its users are indexed by email. */
+static void test_persistence_schema1_upgraded(void **state) {
+  fixture *f = *state;
+  store *s = open_ok(f->sub, NULL);
+  store_txn *t = wbegin(s);
+  store_user a = mkuser(1, "alice"), b = mkuser(2, "bob");
+  assert_int_equal(store_user_put(t, &a), STORE_OK);
+  assert_int_equal(store_user_put(t, &b), STORE_OK);
+  assert_int_equal(store_commit(t), STORE_OK);
+  store_close(s);
+  /* Make it look like schema 1: version 1 and an empty email index. */
+  MDB_env *env;
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  assert_int_equal(mdb_env_create(&env), 0);
+  assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+  assert_int_equal(mdb_env_open(env, f->sub, 0, 0600), 0);
+  assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, "emails", 0, &dbi), 0);
+  assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+  assert_int_equal(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
   unsigned char v1[4] = {1, 0, 0, 0};
   raw_put(f->sub, "meta", "schema_version", 14, v1, 4);
-  store_close(open_ok(f->sub, NULL));
+
+  char msg[STORE_ERRMSG_MAX];
+  store_options ro = {.readonly = true};
+  open_fails(f->sub, &ro, STORE_SCHEMA, msg, sizeof msg);
+  assert_non_null(strstr(msg, "upgrade"));
+
+  s = open_ok(f->sub, NULL);
+  t = rbegin(s);
+  uint32_t ver = 0;
+  assert_int_equal(store_get_schema_version(t, &ver), STORE_OK);
+  assert_int_equal(ver, 2);
+  store_user got;
+  assert_int_equal(store_user_find_email(t, "BOB@example.org", &got), STORE_OK);
+  assert_int_equal(got.id, 2);
+  assert_int_equal(store_user_find_email(t, "alice@example.org", &got), STORE_OK);
+  assert_int_equal(got.id, 1);
+  size_t n = 9;
+  assert_int_equal(store_branch_count(t, 1, &n), STORE_OK);
+  assert_int_equal(n, 0);
+  store_abort(t);
+  store_close(s);
+}
+
+/* The email index: unique ignoring case, follows changes, freed on delete. */
+static void test_persistence_users_email_index(void **state) {
+  fixture *f = *state;
+  store *s = open_ok(f->sub, NULL);
+  store_txn *t = wbegin(s);
+  store_user a = mkuser(1, "alice"), b = mkuser(2, "bob"), got;
+  assert_int_equal(store_user_put(t, &a), STORE_OK);
+  snprintf(b.email, sizeof b.email, "ALICE@Example.org");
+  assert_int_equal(store_user_put(t, &b), STORE_EXISTS);
+  assert_non_null(strstr(store_txn_errmsg(t), "email"));
+  assert_int_equal(store_user_get(t, 2, &got), STORE_NOTFOUND);
+  b.email[0] = '\0'; /* no email: no index entry, never a conflict */
+  assert_int_equal(store_user_put(t, &b), STORE_OK);
+  store_user c = mkuser(3, "carol");
+  c.email[0] = '\0';
+  assert_int_equal(store_user_put(t, &c), STORE_OK);
+  assert_int_equal(store_user_find_email(t, "", &got), STORE_INVALID);
+  assert_int_equal(store_user_find_email(t, "alice@EXAMPLE.org", &got), STORE_OK);
+  assert_int_equal(got.id, 1);
+  /* A changed email frees the old one. */
+  snprintf(a.email, sizeof a.email, "a2@example.org");
+  assert_int_equal(store_user_put(t, &a), STORE_OK);
+  assert_int_equal(store_user_find_email(t, "alice@example.org", &got), STORE_NOTFOUND);
+  assert_int_equal(store_user_find_email(t, "a2@example.org", &got), STORE_OK);
+  snprintf(b.email, sizeof b.email, "alice@example.org");
+  assert_int_equal(store_user_put(t, &b), STORE_OK);
+  assert_int_equal(store_user_find_email(t, "Alice@example.org", &got), STORE_OK);
+  assert_int_equal(got.id, 2);
+  /* Deleting frees it too. */
+  assert_int_equal(store_user_delete(t, 2), STORE_OK);
+  assert_int_equal(store_user_find_email(t, "alice@example.org", &got), STORE_NOTFOUND);
+  assert_int_equal(store_commit(t), STORE_OK);
+  store_close(s);
+}
+
+static int name_collect(const store_branch *b, void *ud) {
+  char *out = ud;
+  strcat(out, b->name);
+  strcat(out, b->flags & STORE_BRANCH_ACTIVE_WORLD ? "*," : ",");
+  return 0;
+}
+
+static int mod_count(const store_code_module *m, void *ud) {
+  (void)m;
+  (*(int *)ud)++;
+  return 0;
+}
+
+static void test_persistence_branches(void **state) {
+  fixture *f = *state;
+  store *s = open_ok(f->sub, NULL);
+  store_txn *t = wbegin(s);
+  store_branch b = {
+      .name = "default", .flags = STORE_BRANCH_ACTIVE_WORLD | STORE_BRANCH_ACTIVE_SIM, .timestamp_ms = 1700000000123};
+  assert_int_equal(store_branch_put(t, 7, &b), STORE_OK);
+  store_branch c = {.name = "de", .flags = 0, .timestamp_ms = 5};
+  assert_int_equal(store_branch_put(t, 7, &c), STORE_OK);
+  store_branch other = {.name = "default", .flags = 0, .timestamp_ms = 1};
+  assert_int_equal(store_branch_put(t, 8, &other), STORE_OK);
+  assert_int_equal(store_code_put_module(t, 7, "default", "main", "x", 1, false), STORE_OK);
+  assert_int_equal(store_code_put_module(t, 7, "de", "main", "y", 1, false), STORE_OK);
+  assert_int_equal(store_code_put_module(t, 7, "de", "lib", "z", 1, false), STORE_OK);
+  store_branch got;
+  assert_int_equal(store_branch_get(t, 7, "default", &got), STORE_OK);
+  assert_string_equal(got.name, "default");
+  assert_int_equal(got.flags, 3);
+  assert_int_equal(got.timestamp_ms, 1700000000123);
+  assert_int_equal(store_branch_get(t, 7, "nope", &got), STORE_NOTFOUND);
+  assert_int_equal(store_branch_get(t, 7, "", &got), STORE_INVALID);
+  char names[256] = "";
+  assert_int_equal(store_branch_iter(t, 7, name_collect, names), STORE_OK);
+  assert_string_equal(names, "de,default*,");
+  size_t n;
+  assert_int_equal(store_branch_count(t, 7, &n), STORE_OK);
+  assert_int_equal(n, 2);
+  /* Deleting "de" takes its modules and leaves "default" (a longer name, same prefix). */
+  assert_int_equal(store_branch_delete(t, 7, "de"), STORE_OK);
+  assert_int_equal(store_branch_delete(t, 7, "de"), STORE_NOTFOUND);
+  int mods = 0;
+  assert_int_equal(store_code_iter_branch(t, 7, "de", mod_count, &mods), STORE_OK);
+  assert_int_equal(mods, 0);
+  assert_int_equal(store_code_iter_branch(t, 7, "default", mod_count, &mods), STORE_OK);
+  assert_int_equal(mods, 1);
+  assert_int_equal(store_branch_count(t, 7, &n), STORE_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(store_branch_count(t, 8, &n), STORE_OK);
+  assert_int_equal(n, 1);
+  assert_int_equal(store_commit(t), STORE_OK);
+  store_close(s);
+}
+
+static void test_persistence_segments(void **state) {
+  fixture *f = *state;
+  store *s = open_ok(f->sub, NULL);
+  store_txn *t = wbegin(s);
+  assert_int_equal(store_segment_put(t, 3, 0, "zero", 4), STORE_OK);
+  assert_int_equal(store_segment_put(t, 3, 99, "", 0), STORE_OK);
+  assert_int_equal(store_segment_put(t, 3, 255, "x", 1), STORE_INVALID);
+  assert_int_equal(store_segment_put(t, 3, -1, "x", 1), STORE_INVALID);
+  const char *d;
+  size_t len;
+  assert_int_equal(store_segment_get(t, 3, 0, &d, &len), STORE_OK);
+  assert_int_equal(len, 4);
+  assert_memory_equal(d, "zero", 4);
+  assert_int_equal(store_segment_get(t, 3, 99, &d, &len), STORE_OK);
+  assert_int_equal(len, 0);
+  assert_int_equal(store_segment_get(t, 3, 1, &d, &len), STORE_NOTFOUND);
+  assert_int_equal(store_segment_get(t, 4, 0, &d, &len), STORE_NOTFOUND);
+  int ids[STORE_SEGMENTS_ACTIVE_MAX];
+  size_t n = 7;
+  assert_int_equal(store_segments_get_active(t, 3, ids, 10, &n), STORE_OK);
+  assert_int_equal(n, 0);
+  int want[3] = {5, 0, 99};
+  assert_int_equal(store_segments_set_active(t, 3, want, 3), STORE_OK);
+  assert_int_equal(store_segments_get_active(t, 3, ids, 10, &n), STORE_OK);
+  assert_int_equal(n, 3);
+  assert_int_equal(ids[0], 5);
+  assert_int_equal(ids[2], 99);
+  assert_int_equal(store_segments_get_active(t, 3, ids, 2, &n), STORE_OK);
+  assert_int_equal(n, 2);
+  int bad[1] = {300};
+  assert_int_equal(store_segments_set_active(t, 3, bad, 1), STORE_INVALID);
+  assert_int_equal(store_segments_set_active(t, 3, NULL, 0), STORE_OK);
+  assert_int_equal(store_segments_get_active(t, 3, ids, 10, &n), STORE_OK);
+  assert_int_equal(n, 0);
+  assert_int_equal(store_segment_delete(t, 3, 0), STORE_OK);
+  assert_int_equal(store_segment_delete(t, 3, 0), STORE_NOTFOUND);
+  assert_int_equal(store_commit(t), STORE_OK);
+  store_close(s);
+}
+
+typedef struct cmd_acc {
+  char text[256];
+  uint64_t seqs[8];
+  int n;
+} cmd_acc;
+
+static int cmd_collect(uint64_t seq, const char *expr, size_t len, void *ud) {
+  cmd_acc *a = ud;
+  strncat(a->text, expr, len);
+  strcat(a->text, ";");
+  a->seqs[a->n++] = seq;
+  return 0;
+}
+
+static void test_persistence_console_queue(void **state) {
+  fixture *f = *state;
+  store *s = open_ok(f->sub, NULL);
+  store_txn *t = wbegin(s);
+  uint64_t s1, s2, s3, s4;
+  assert_int_equal(store_console_push(t, 1, "a()", 3, &s1), STORE_OK);
+  assert_int_equal(store_console_push(t, 2, "other", 5, &s2), STORE_OK);
+  assert_int_equal(store_console_push(t, 1, "b()", 3, &s3), STORE_OK);
+  assert_int_equal(store_console_push(t, 1, "c()", 3, &s4), STORE_OK);
+  assert_int_equal(store_console_push(t, 1, "", 0, NULL), STORE_INVALID);
+  assert_true(s1 < s2 && s2 < s3 && s3 < s4);
+  assert_int_equal(store_commit(t), STORE_OK);
+  store_close(s);
+
+  s = open_ok(f->sub, NULL); /* survives a reopen, numbering goes on */
+  t = wbegin(s);
+  cmd_acc a = {0};
+  assert_int_equal(store_console_iter(t, 1, cmd_collect, &a), STORE_OK);
+  assert_string_equal(a.text, "a();b();c();");
+  size_t n;
+  assert_int_equal(store_console_trim(t, 1, s3, &n), STORE_OK);
+  assert_int_equal(n, 2);
+  memset(&a, 0, sizeof a);
+  assert_int_equal(store_console_iter(t, 1, cmd_collect, &a), STORE_OK);
+  assert_string_equal(a.text, "c();");
+  assert_int_equal(a.seqs[0], s4);
+  memset(&a, 0, sizeof a);
+  assert_int_equal(store_console_iter(t, 2, cmd_collect, &a), STORE_OK);
+  assert_string_equal(a.text, "other;");
+  uint64_t s5;
+  assert_int_equal(store_console_push(t, 1, "d()", 3, &s5), STORE_OK);
+  assert_true(s5 > s4);
+  assert_int_equal(store_commit(t), STORE_OK);
+  store_close(s);
+}
+
+static int tok_count(const unsigned char *hash, const store_token *tok, void *ud) {
+  (void)hash;
+  (void)tok;
+  (*(int *)ud)++;
+  return 0;
+}
+
+static void test_persistence_tokens_and_settings(void **state) {
+  fixture *f = *state;
+  store *s = open_ok(f->sub, NULL);
+  store_txn *t = wbegin(s);
+  unsigned char h1[STORE_TOKEN_HASH_BYTES], h2[STORE_TOKEN_HASH_BYTES];
+  memset(h1, 0x11, sizeof h1);
+  memset(h2, 0x22, sizeof h2);
+  store_token tk = {.created_ms = 10, .expires_ms = 0, .label = "grunt"};
+  assert_int_equal(store_token_put(t, 5, h1, &tk), STORE_OK);
+  tk.expires_ms = 99;
+  snprintf(tk.label, sizeof tk.label, "ci");
+  assert_int_equal(store_token_put(t, 5, h2, &tk), STORE_OK);
+  store_token got;
+  assert_int_equal(store_token_get(t, 5, h1, &got), STORE_OK);
+  assert_string_equal(got.label, "grunt");
+  assert_int_equal(got.created_ms, 10);
+  assert_int_equal(got.expires_ms, 0);
+  assert_int_equal(store_token_get(t, 6, h1, &got), STORE_NOTFOUND); /* under its user only */
+  int n = 0;
+  assert_int_equal(store_token_iter(t, 5, tok_count, &n), STORE_OK);
+  assert_int_equal(n, 2);
+  assert_int_equal(store_token_delete(t, 5, h1), STORE_OK);
+  assert_int_equal(store_token_get(t, 5, h1, &got), STORE_NOTFOUND);
+
+  unsigned char key[32];
+  memset(key, 7, sizeof key);
+  const void *d;
+  size_t len;
+  assert_int_equal(store_setting_get(t, "token_key", &d, &len), STORE_NOTFOUND);
+  assert_int_equal(store_setting_put(t, "token_key", key, sizeof key), STORE_OK);
+  assert_int_equal(store_setting_get(t, "token_key", &d, &len), STORE_OK);
+  assert_int_equal(len, 32);
+  assert_memory_equal(d, key, 32);
+  assert_int_equal(store_setting_put(t, "", key, 1), STORE_INVALID);
+
+  /* A user's deletion drops everything keyed by it. */
+  store_user u = mkuser(5, "eve");
+  assert_int_equal(store_user_put(t, &u), STORE_OK);
+  store_branch b = {.name = "default"};
+  assert_int_equal(store_branch_put(t, 5, &b), STORE_OK);
+  assert_int_equal(store_segment_put(t, 5, 1, "s", 1), STORE_OK);
+  assert_int_equal(store_console_push(t, 5, "x", 1, NULL), STORE_OK);
+  assert_int_equal(store_user_delete(t, 5), STORE_OK);
+  n = 0;
+  assert_int_equal(store_token_iter(t, 5, tok_count, &n), STORE_OK);
+  assert_int_equal(n, 0);
+  size_t nb;
+  assert_int_equal(store_branch_count(t, 5, &nb), STORE_OK);
+  assert_int_equal(nb, 0);
+  const char *sd;
+  assert_int_equal(store_segment_get(t, 5, 1, &sd, &len), STORE_NOTFOUND);
+  cmd_acc a = {0};
+  assert_int_equal(store_console_iter(t, 5, cmd_collect, &a), STORE_OK);
+  assert_int_equal(a.n, 0);
+  assert_int_equal(store_commit(t), STORE_OK);
+  store_close(s);
 }
 
 static void test_persistence_foreign_lmdb_env_refused(void **state) {
@@ -556,6 +850,7 @@ static void test_persistence_users_duplicate_username_refused(void **state) {
   store_user a = mkuser(1, "alice");
   assert_int_equal(store_user_put(t, &a), STORE_OK);
   store_user b = mkuser(2, "ALICE");
+  snprintf(b.email, sizeof b.email, "bee@example.org");
   assert_int_equal(store_user_put(t, &b), STORE_EXISTS);
   assert_non_null(strstr(store_txn_errmsg(t), "taken by user 1"));
   /* The txn is still usable and nothing of b was written. */
@@ -1442,6 +1737,12 @@ int main(void) {
       T(test_persistence_crash_safety_kill9),
       T(test_persistence_backup_while_reading),
       T(test_persistence_corrupt_records_detected),
+      T(test_persistence_schema1_upgraded),
+      T(test_persistence_users_email_index),
+      T(test_persistence_branches),
+      T(test_persistence_segments),
+      T(test_persistence_console_queue),
+      T(test_persistence_tokens_and_settings),
 #undef T
   };
   return cmocka_run_group_tests_name("persistence", tests, NULL, NULL);
