@@ -334,15 +334,23 @@ int main(int argc, char **argv) {
 
   int nthreads = sbx_pool_threads(pool);
   if (json) {
+    char kill_json[200];
+    if (kill_reps)
+      snprintf(kill_json, sizeof kill_json,
+               "\"kill_overshoot_ms_p50\":%.3f,\"kill_overshoot_ms_max\":%.3f,\"kill_overshoot_wall_ms_p50\":%.3f",
+               kill_p50, kill_max, kill_wall);
+    else
+      snprintf(kill_json, sizeof kill_json,
+               "\"kill_overshoot_ms_p50\":null,\"kill_overshoot_ms_max\":null,\"kill_overshoot_wall_ms_p50\":null");
     printf("{\"scenario\":\"%s\",\"players\":%d,\"ticks\":%d,\"workers\":%d,\"v8\":\"%s\","
            "\"tick_ms_p50\":%.3f,\"tick_ms_p99\":%.3f,\"per_player_us\":%.2f,"
            "\"cpu_per_player_us\":%.2f,\"create_ms_p50\":%.3f,\"create_all_ms\":%.1f,"
            "\"rss_per_player_mb\":%.3f,\"rss_start_mb\":%.1f,\"rss_end_mb\":%.1f,"
-           "\"kill_overshoot_ms_p50\":%.3f,\"kill_overshoot_ms_max\":%.3f,\"kill_overshoot_wall_ms_p50\":%.3f,\"console_lines\":%zu,"
+           "%s,\"console_lines\":%zu,"
            "\"memory_ticks\":%ld,\"work_iters\":%ld,\"snapshot_bytes\":%zu}\n",
            scenario, players, ticks, nthreads, sbx_engine_version(), p50, p99, p50 * 1000 / players,
            cpu_sum * 1000 / ((double)players * ticks), create_p50, create_all_ms, rss_per_player, rss0, rss_end,
-           kill_p50, kill_max, kill_wall, lines, mem_ticks, work_iters, sbx_runtime_snapshot_size(rt));
+           kill_json, lines, mem_ticks, work_iters, sbx_runtime_snapshot_size(rt));
   } else {
     printf("# isoworld-bench  V8 %s  %d workers  scenario %s  %d players  %d ticks\n", sbx_engine_version(),
            nthreads, scenario, players, ticks);
