@@ -1,0 +1,25 @@
+# The default world (sim/): rules, movement, path finder, determinism, encoding, intent
+# fuzzing, room feed, and a measurement that prints costs (label "bench", not asserted).
+foreach(t rules move path determinism encode fuzz feed)
+  isoworld_unit_test(world_${t} LIBS isoworld_sim TIMEOUT 300 LABELS world)
+  if(TARGET test_world_${t})
+    target_include_directories(test_world_${t} PRIVATE ${CMAKE_SOURCE_DIR}/sim)
+  endif()
+endforeach()
+if(TARGET test_world_feed)
+  target_link_libraries(test_world_feed PRIVATE PkgConfig::JANSSON)
+endif()
+if(TARGET test_world_path)
+  target_link_libraries(test_world_path PRIVATE Threads::Threads)
+endif()
+# The tutorial's code through sim/js in Node against the C world (skipped without node and
+# lodash 3.10.1: npm install lodash@3.10.1, then ISOWORLD_NODE_MODULES=<its node_modules>).
+isoworld_unit_test(world_js LIBS isoworld_sim TIMEOUT 300 LABELS "world;js")
+if(TARGET test_world_js)
+  target_include_directories(test_world_js PRIVATE ${CMAKE_SOURCE_DIR}/sim)
+  target_link_libraries(test_world_js PRIVATE PkgConfig::JANSSON)
+endif()
+isoworld_unit_test(world_bench LIBS isoworld_sim TIMEOUT 300 LABELS "world;bench")
+if(TARGET test_world_bench)
+  target_include_directories(test_world_bench PRIVATE ${CMAKE_SOURCE_DIR}/sim)
+endif()
