@@ -81,6 +81,7 @@ static void worker_abandon(sbx__run *run, void *ud) {
   if (z) {
     z->alive = 1;
     z->refs = 2; /* the vm's and the run's */
+    z->orphan = NULL;
   }
   run->zombie = z;
   sbx__stuck_add(1);

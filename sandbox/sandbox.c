@@ -1,6 +1,7 @@
 /*
- * sandbox.c — engine, runtime and vm lifecycles, the console buffer and the player's
- * modules. Threads live in pool.c and watchdog.c; V8 lives in v8/shim.cc.
+ * sandbox.c — engine and runtime lifecycles (a runtime is the libraries flattened and
+ * their JavaScript in a startup snapshot), the console buffer and the player's modules.
+ * VMs and runs live in vm.c; threads in pool.c and watchdog.c; V8 in v8/shim.cc.
  *
  * Must not: touch V8 directly (only through internal.h), keep global mutable state
  * other than the engine's started flag, or block on anything but the calling run.
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const char sbx__prelude_js[];
 
 const char *sbx_strerror(int status) {
   switch (status) {
@@ -63,36 +63,106 @@ const char *sbx_engine_version(void) { return sbx__v8_version(); }
 
 /* ------------------------------------------------------------------ runtime */
 
-struct sbx_runtime {
-  atomic_int refs;
-  void *blob;
-  size_t blob_len;
-};
+/* Depth first, groups' members before the group's own JavaScript, each library once. */
+static int flatten(const sbx_library *lib, const sbx_library **out, size_t *n, int depth) {
+  if (!lib || depth > 16) return SBX_INVALID;
+  for (size_t i = 0; i < *n; i++)
+    if (out[i] == lib) return SBX_OK;
+  for (size_t i = 0; i < lib->n_group; i++) {
+    int rc = flatten(lib->group[i], out, n, depth + 1);
+    if (rc != SBX_OK) return rc;
+  }
+  if (lib->n_group && !lib->js && !lib->n_fns && !lib->attach && !lib->start && !lib->after_start &&
+      !lib->run_begin && !lib->run_end && !lib->dispose && !lib->internal)
+    return SBX_OK; /* a pure group leaves no entry of its own */
+  if (*n >= SBX__MAX_LIBS) return SBX_INVALID;
+  for (size_t i = 0; i < lib->n_fns; i++)
+    if (!lib->fns[i].name || (!lib->fns[i].fn && !(lib->fns[i].flags & SBX__FN_BUILTIN))) return SBX_INVALID;
+  out[(*n)++] = lib;
+  return SBX_OK;
+}
+
+static void runtime_destroy(sbx_runtime *rt) {
+  if (!rt) return;
+  free(rt->blob);
+  free(rt->libs);
+  free(rt->fns);
+  free(rt->fn_first);
+  free(rt->extra);
+  free(rt);
+}
+
+int sbx_runtime_new_libs(const sbx_library *const *libs, size_t n, sbx_runtime **out, char **error) {
+  *out = NULL;
+  if (error) *error = NULL;
+  if (!engine_started) return SBX_ENGINE;
+  if (n && !libs) return SBX_INVALID;
+  sbx_runtime *rt = calloc(1, sizeof *rt);
+  if (!rt) return SBX_NOMEM;
+  int rc = SBX_NOMEM;
+  rt->libs = calloc(SBX__MAX_LIBS, sizeof *rt->libs);
+  if (!rt->libs) goto fail;
+  for (size_t i = 0; i < n; i++) {
+    rc = flatten(libs[i], rt->libs, &rt->n_libs, 0);
+    if (rc != SBX_OK) goto fail;
+  }
+  rc = SBX_NOMEM;
+  rt->fn_first = calloc(rt->n_libs + 1, sizeof *rt->fn_first);
+  if (!rt->fn_first) goto fail;
+  for (size_t i = 0; i < rt->n_libs; i++) {
+    rt->fn_first[i] = rt->n_fns;
+    rt->n_fns += rt->libs[i]->n_fns;
+  }
+  rt->fns = calloc(rt->n_fns + 1, sizeof *rt->fns);
+  if (!rt->fns) goto fail;
+  for (size_t i = 0; i < rt->n_libs; i++) {
+    const sbx_library *lib = rt->libs[i];
+    for (size_t k = 0; k < lib->n_fns; k++) rt->fns[rt->fn_first[i] + k] = (sbx__fnrec){lib, i, &lib->fns[k]};
+    if (lib->start) rt->start[rt->n_start++] = (uint8_t)i;
+    if (lib->after_start) rt->after_start[rt->n_after_start++] = (uint8_t)i;
+    if (lib->run_begin) rt->run_begin[rt->n_run_begin++] = (uint8_t)i;
+    if (lib->run_end) rt->run_end[rt->n_run_end++] = (uint8_t)i;
+    const sbx__lib_ext *ext = lib->internal;
+    if (ext && ext->ready && ext->drain) rt->drains[rt->n_drains++] = (uint8_t)i;
+  }
+  rc = sbx__v8_snapshot(sbx__js_core, rt, error);
+  if (rc != SBX_OK) goto fail;
+  rt->refs = 1;
+  *out = rt;
+  return SBX_OK;
+fail:
+  runtime_destroy(rt);
+  return rc;
+}
 
 int sbx_runtime_new(const char *extra_prelude, sbx_runtime **out, char **error) {
   *out = NULL;
   if (error) *error = NULL;
-  if (!engine_started) return SBX_ENGINE;
-  sbx_runtime *rt = calloc(1, sizeof *rt);
-  if (!rt) return SBX_NOMEM;
-  int rc = sbx__v8_snapshot(sbx__prelude_js, extra_prelude, &rt->blob, &rt->blob_len, error);
+  sbx_library *extra = NULL;
+  if (extra_prelude) {
+    extra = calloc(1, sizeof *extra);
+    if (!extra) return SBX_NOMEM;
+    extra->name = "extra";
+    extra->js = extra_prelude;
+    extra->flags = SBX_LIB_SCRIPT;
+  }
+  const sbx_library *libs[2] = {sbx_player_library(), extra};
+  int rc = sbx_runtime_new_libs(libs, extra ? 2 : 1, out, error);
   if (rc != SBX_OK) {
-    free(rt);
+    free(extra);
     return rc;
   }
-  atomic_init(&rt->refs, 1);
-  *out = rt;
+  (*out)->extra = extra; /* the snapshot holds its JavaScript; keep the record alive */
   return SBX_OK;
 }
 
-static void runtime_unref(sbx_runtime *rt) {
-  if (rt && atomic_fetch_sub(&rt->refs, 1) == 1) {
-    free(rt->blob);
-    free(rt);
-  }
+void sbx__runtime_ref(sbx_runtime *rt) { __atomic_add_fetch(&rt->refs, 1, __ATOMIC_RELAXED); }
+
+void sbx__runtime_unref(sbx_runtime *rt) {
+  if (rt && __atomic_sub_fetch(&rt->refs, 1, __ATOMIC_ACQ_REL) == 0) runtime_destroy(rt);
 }
 
-void sbx_runtime_free(sbx_runtime *rt) { runtime_unref(rt); }
+void sbx_runtime_free(sbx_runtime *rt) { sbx__runtime_unref(rt); }
 
 size_t sbx_runtime_snapshot_size(const sbx_runtime *rt) { return rt ? rt->blob_len : 0; }
 
@@ -284,274 +354,3 @@ void sbx__console_release(sbx__console *c) {
   sbx__console_init(c, ml, mb);
 }
 
-/* ------------------------------------------------------------------ vm */
-
-struct sbx_vm {
-  sbx_runtime *rt;
-  sbx_vm_options opt;
-  sbx__iso *iso;
-  sbx__code *code;
-  bool reset_pending;
-  void *ud;
-  uint64_t generation;
-  sbx__zombie *zombie; /* the last run the pool gave up on, while it may be alive */
-};
-
-void sbx__zombie_unref(sbx__zombie *z) {
-  if (z && __atomic_sub_fetch(&z->refs, 1, __ATOMIC_ACQ_REL) == 0) free(z);
-}
-
-int sbx_vm_new(sbx_runtime *rt, const sbx_vm_options *opt, sbx_vm **out) {
-  *out = NULL;
-  if (!rt) return SBX_INVALID;
-  sbx_vm *vm = calloc(1, sizeof *vm);
-  if (!vm) return SBX_NOMEM;
-  if (opt) vm->opt = *opt;
-  if (!vm->opt.heap_limit_mb) vm->opt.heap_limit_mb = 64;
-  if (!vm->opt.external_limit_mb) vm->opt.external_limit_mb = vm->opt.heap_limit_mb;
-  if (!vm->opt.max_eval_bytes) vm->opt.max_eval_bytes = 1u << 20;
-  if (!vm->opt.console_max_lines) vm->opt.console_max_lines = 100;
-  if (!vm->opt.console_max_bytes) vm->opt.console_max_bytes = 64u << 10;
-  vm->code = sbx__code_new(NULL, 0);
-  if (!vm->code) {
-    free(vm);
-    return SBX_NOMEM;
-  }
-  atomic_fetch_add(&rt->refs, 1);
-  vm->rt = rt;
-  *out = vm;
-  return SBX_OK;
-}
-
-void sbx_vm_free(sbx_vm *vm) {
-  if (!vm) return;
-  sbx__zombie_unref(vm->zombie);
-  sbx__iso_free(vm->iso);
-  sbx__code_unref(vm->code);
-  runtime_unref(vm->rt);
-  free(vm);
-}
-
-int sbx_vm_set_code(sbx_vm *vm, const sbx_module *modules, size_t count) {
-  if (!vm || (count && !modules)) return SBX_INVALID;
-  for (size_t i = 0; i < count; i++)
-    if (!modules[i].name || (!modules[i].source && modules[i].len)) return SBX_INVALID;
-  sbx__code *c = sbx__code_new(modules, count);
-  if (!c) return SBX_NOMEM;
-  sbx__code_unref(vm->code);
-  vm->code = c;
-  vm->reset_pending = true;
-  return SBX_OK;
-}
-
-void sbx_vm_reset(sbx_vm *vm) {
-  if (vm) vm->reset_pending = true;
-}
-
-void sbx_vm_set_userdata(sbx_vm *vm, void *ud) { vm->ud = ud; }
-void *sbx_vm_userdata(const sbx_vm *vm) { return vm->ud; }
-bool sbx_vm_has_isolate(const sbx_vm *vm) { return vm && vm->iso; }
-uint64_t sbx_vm_generation(const sbx_vm *vm) { return vm ? vm->generation : 0; }
-
-/* Detaches the vm from its isolate (the caller now owns it). Used when a thread is
- * given up on: the stuck thread disposes the isolate when V8 lets it go. */
-sbx__iso *sbx__vm_detach_iso(sbx_vm *vm, sbx__zombie *z) {
-  sbx__iso *iso = vm->iso;
-  vm->iso = NULL;
-  sbx__zombie_unref(vm->zombie);
-  vm->zombie = z;
-  return iso;
-}
-
-/* Copies in (and everything it points to) into run->in_copy, one allocation. */
-static bool copy_in(sbx__run *run, const sbx_tick_in *in) {
-  size_t need = in->memory ? in->memory_len + 1 : 0;
-  need += in->n_commands * sizeof(char *);
-  for (size_t i = 0; i < in->n_commands; i++) need += in->commands[i] ? strlen(in->commands[i]) + 1 : 0;
-  need += in->n_segments * sizeof(sbx_segment);
-  for (size_t i = 0; i < in->n_segments; i++) need += in->segments[i].len + 1;
-  run->in_copy = *in;
-  run->in = &run->in_copy;
-  if (need == 0) return true;
-  char *a = malloc(need + 16);
-  if (!a) return false;
-  run->in_arena = a;
-  /* pointers first (aligned), then bytes */
-  if (in->n_commands) {
-    char **cmds = (char **)a;
-    a += in->n_commands * sizeof(char *);
-    run->in_copy.commands = (const char *const *)cmds;
-    for (size_t i = 0; i < in->n_commands; i++) {
-      cmds[i] = NULL;
-      if (!in->commands[i]) continue;
-      size_t l = strlen(in->commands[i]) + 1;
-      memcpy(a, in->commands[i], l);
-      cmds[i] = a;
-      a += l;
-    }
-  }
-  a = (char *)(((uintptr_t)a + 7) & ~(uintptr_t)7);
-  if (in->n_segments) {
-    sbx_segment *segs = (sbx_segment *)a;
-    a += in->n_segments * sizeof(sbx_segment);
-    run->in_copy.segments = segs;
-    for (size_t i = 0; i < in->n_segments; i++) {
-      segs[i] = in->segments[i];
-      segs[i].data = a;
-      if (in->segments[i].len) memcpy(a, in->segments[i].data, in->segments[i].len);
-      a[in->segments[i].len] = 0;
-      a += in->segments[i].len + 1;
-    }
-  }
-  if (in->memory) {
-    memcpy(a, in->memory, in->memory_len);
-    a[in->memory_len] = 0;
-    run->in_copy.memory = a;
-  }
-  return true;
-}
-
-static void fill_budgets(sbx__run *run, const sbx_tick_in *in) {
-  double tl = in->tick_limit_ms > 0 ? in->tick_limit_ms : 500;
-  double wl = in->wall_limit_ms > 0 ? in->wall_limit_ms : 2 * tl + 50;
-  double hl = in->hard_limit_ms > 0 ? in->hard_limit_ms : 5000;
-  if (hl < wl) hl = wl;
-  run->cpu_budget_ns = (uint64_t)(tl * 1e6);
-  run->wall_budget_ns = (uint64_t)(wl * 1e6);
-  run->hard_ns = (uint64_t)(hl * 1e6);
-}
-
-static void push_fixed(sbx__run *run, const char *text) {
-  sbx__console_push(&run->console, SBX_ERROR, text, strlen(text), false);
-}
-
-/* The body of a run, shared by sbx_vm_tick and the pool. When abandon is given, the
- * run may be given up on by the watchdog: then this returns false and the caller's
- * out was already filled by the pool. */
-bool sbx__vm_tick(sbx_vm *vm, const sbx_tick_in *in, sbx_tick_out *out,
-                  void (*on_abandon)(sbx__run *, void *), void *abandon_ud, bool (*abandoned)(void *)) {
-  memset(out, 0, sizeof *out);
-  if (vm->zombie) {
-    if (__atomic_load_n(&vm->zombie->alive, __ATOMIC_ACQUIRE)) {
-      out->status = SBX_BUSY;
-      out->error = strdup(sbx_strerror(SBX_BUSY));
-      return true;
-    }
-    sbx__zombie_unref(vm->zombie);
-    vm->zombie = NULL;
-  }
-  if (!vm->iso) {
-    uint64_t t0 = sbx__now_ns(CLOCK_MONOTONIC);
-    sbx__iso_config cfg = {vm->rt->blob, vm->rt->blob_len, vm->opt.heap_limit_mb << 20,
-                           vm->opt.external_limit_mb << 20, vm->opt.max_eval_bytes};
-    int rc = sbx__iso_new(&cfg, &vm->iso);
-    if (rc != SBX_OK) {
-      out->status = rc;
-      out->error = strdup(sbx_strerror(rc));
-      return true;
-    }
-    out->created = true;
-    out->create_ms = (double)(sbx__now_ns(CLOCK_MONOTONIC) - t0) / 1e6;
-    vm->reset_pending = false;
-  }
-  sbx__run run;
-  memset(&run, 0, sizeof run);
-  if (!copy_in(&run, in)) {
-    out->status = SBX_NOMEM;
-    out->error = strdup(sbx_strerror(SBX_NOMEM));
-    return true;
-  }
-  sbx_runtime *rt = vm->rt; /* a thread given up on still needs the snapshot blob */
-  atomic_fetch_add(&rt->refs, 1);
-  run.code = sbx__code_ref(vm->code);
-  run.new_global = vm->reset_pending || out->created;
-  run.iso = vm->iso;
-  run.stack_room = 1u << 20;
-  run.on_abandon = on_abandon;
-  run.on_abandon_ud = abandon_ud;
-  fill_budgets(&run, run.in);
-  sbx__console_init(&run.console, vm->opt.console_max_lines, vm->opt.console_max_bytes);
-  vm->reset_pending = false;
-
-  sbx__iso_run(run.iso, &run);
-
-  if (abandoned && abandoned(abandon_ud)) {
-    /* Given up on while we were inside V8: the vm, the job and out belong to others now;
-     * only the isolate (detached from the vm) and this run are ours. */
-    sbx__iso_free(run.iso);
-    sbx__code_unref(run.code);
-    sbx__console_release(&run.console);
-    free(run.memory);
-    free(run.error);
-    for (size_t i = 0; i < run.n_segments_written; i++) free(run.segments_written[i].data);
-    free(run.segments_written);
-    free(run.in_arena);
-    runtime_unref(rt);
-    if (run.zombie) {
-      __atomic_store_n(&run.zombie->alive, 0, __ATOMIC_RELEASE);
-      sbx__zombie_unref(run.zombie);
-    }
-    sbx__stuck_add(-1);
-    return false;
-  }
-
-  if (run.created_global) {
-    vm->generation++;
-    out->global_reset = true;
-    if (out->created) out->create_ms += (double)run.global_ns / 1e6;
-  }
-  switch (run.status) {
-    case SBX_CPU_LIMIT:
-    case SBX_WALL_LIMIT:
-    case SBX_HEAP_LIMIT:
-    case SBX_HALTED:
-      push_fixed(&run, sbx_strerror(run.status));
-      break;
-    default:
-      break;
-  }
-  if (run.status == SBX_HEAP_LIMIT)
-    push_fixed(&run, "The isolate was disposed; a fresh global starts next tick.");
-  out->status = run.status;
-  out->cpu_ns = run.cpu_end_ns - run.cpu_start_ns;
-  out->wall_ns = run.wall_end_ns - run.wall_start_ns;
-  out->memory = run.memory;
-  out->memory_len = run.memory_len;
-  out->memory_changed = run.memory_changed;
-  out->error = run.error;
-  out->commands_run = run.commands_run || in->n_commands == 0;
-  out->segments_written = run.segments_written;
-  out->n_segments_written = run.n_segments_written;
-  out->active_segments_set = run.active_segments_set;
-  memcpy(out->active_segments, run.active_segments, sizeof out->active_segments);
-  out->n_active_segments = run.n_active_segments;
-  if (!out->error && run.status < 0 && run.status != SBX_EXCEPTION) out->error = strdup(sbx_strerror(run.status));
-  out->heap = run.heap;
-  sbx__console_take(&run.console, &out->lines, &out->n_lines, &out->omitted_lines);
-  sbx__code_unref(run.code);
-  free(run.in_arena);
-  runtime_unref(rt);
-  if (run.dispose_iso) {
-    sbx__iso_free(vm->iso);
-    vm->iso = NULL;
-    malloc_trim(0);
-  }
-  return true;
-}
-
-int sbx_vm_tick(sbx_vm *vm, const sbx_tick_in *in, sbx_tick_out *out) {
-  if (!vm || !in || !out) return SBX_INVALID;
-  sbx__vm_tick(vm, in, out, NULL, NULL, NULL);
-  return out->status;
-}
-
-void sbx_tick_out_release(sbx_tick_out *out) {
-  if (!out) return;
-  for (size_t i = 0; i < out->n_lines; i++) free(out->lines[i].text);
-  free(out->lines);
-  for (size_t i = 0; i < out->n_segments_written; i++) free(out->segments_written[i].data);
-  free(out->segments_written);
-  free(out->memory);
-  free(out->error);
-  memset(out, 0, sizeof *out);
-}

@@ -125,8 +125,20 @@ void sbx_watchdog_stop(void) {
   pthread_join(wd.thread, NULL);
 }
 
+/* The watchdog reads a run's CPU clock from its own thread through the clock id of the
+ * run's thread (pthread_getcpuclockid); the run itself reads CLOCK_THREAD_CPUTIME_ID,
+ * the same clock, which the kernel serves without looking the thread up (measured: a
+ * third less time per read). */
+#define OWN_CPU CLOCK_THREAD_CPUTIME_ID
 static __thread clockid_t tls_cpu_clock;
 static __thread bool tls_have_clock;
+/* A thread CPU clock read is a system call (0.6-0.9 us here, a tenth of an empty tick).
+ * A run that starts within CPU_REUSE_NS of the end of the previous run on the same thread
+ * (a pool worker going from job to job, a host calling sbx_vm_call in a loop) starts its
+ * CPU clock at that run's end instead of reading it: it is billed the sandbox's own work
+ * in between (at most CPU_REUSE_NS, typically 1-3 us), never less than it used. */
+#define CPU_REUSE_NS 20000u
+static __thread uint64_t tls_cpu_end, tls_wall_end;
 
 void sbx__run_begin(sbx__run *run) {
   if (!tls_have_clock) {
@@ -135,7 +147,8 @@ void sbx__run_begin(sbx__run *run) {
   }
   run->cpu_clock = tls_cpu_clock;
   run->wall_start_ns = sbx__now_ns(CLOCK_MONOTONIC);
-  run->cpu_start_ns = sbx__now_ns(run->cpu_clock);
+  if (tls_wall_end && run->wall_start_ns - tls_wall_end < CPU_REUSE_NS) run->cpu_start_ns = tls_cpu_end;
+  else run->cpu_start_ns = sbx__now_ns(OWN_CPU);
   run->wd_terminated_at = 0;
   pthread_mutex_lock(&wd.mu);
   run->wd_next = wd.runs;
@@ -150,8 +163,10 @@ void sbx__run_begin(sbx__run *run) {
 }
 
 void sbx__run_end(sbx__run *run) {
-  run->cpu_end_ns = sbx__now_ns(run->cpu_clock);
+  run->cpu_end_ns = sbx__now_ns(OWN_CPU);
   run->wall_end_ns = sbx__now_ns(CLOCK_MONOTONIC);
+  tls_cpu_end = run->cpu_end_ns;
+  tls_wall_end = run->wall_end_ns;
   pthread_mutex_lock(&wd.mu);
   if (__atomic_load_n(&run->wd_state, __ATOMIC_SEQ_CST) == 1) {
     wd_remove(run);
@@ -164,7 +179,7 @@ void sbx__run_rearm(sbx__run *run, double extra_ms) {
   uint64_t extra = (uint64_t)(extra_ms * 1e6);
   pthread_mutex_lock(&wd.mu);
   uint64_t now = sbx__now_ns(CLOCK_MONOTONIC);
-  run->cpu_budget_ns = sbx__now_ns(run->cpu_clock) - run->cpu_start_ns + extra;
+  run->cpu_budget_ns = sbx__now_ns(OWN_CPU) - run->cpu_start_ns + extra;
   run->wall_budget_ns = now - run->wall_start_ns + 2 * extra;
   run->wd_terminated_at = 0;
   if (now + extra < wd.next_wake) {
@@ -175,5 +190,17 @@ void sbx__run_rearm(sbx__run *run, double extra_ms) {
 }
 
 double sbx__run_cpu_ms(const sbx__run *run) {
-  return (double)(sbx__now_ns(run->cpu_clock) - run->cpu_start_ns) / 1e6;
+  return (double)(sbx__now_ns(OWN_CPU) - run->cpu_start_ns) / 1e6;
 }
+
+uint64_t sbx__run_cpu_left(const sbx__run *run) {
+  uint64_t used = sbx__now_ns(OWN_CPU) - run->cpu_start_ns;
+  return used >= run->cpu_budget_ns ? 0 : run->cpu_budget_ns - used;
+}
+
+uint64_t sbx__run_wall_left(const sbx__run *run) {
+  uint64_t used = sbx__now_ns(CLOCK_MONOTONIC) - run->wall_start_ns;
+  return used >= run->wall_budget_ns ? 0 : run->wall_budget_ns - used;
+}
+
+bool sbx__run_abandoned(const sbx__run *run) { return __atomic_load_n(&run->wd_state, __ATOMIC_SEQ_CST) == 2; }

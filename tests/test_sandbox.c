@@ -1454,8 +1454,65 @@ static void test_sandbox_commands_run_after_cpu_timeout(void **state) {
   sbx_vm_free(vm);
 }
 
+/* sbx_runtime_new's extra prelude: a classic script after the player API (its function
+ * declarations are globals, it may extend Game's prototype), built from libraries now;
+ * one that throws fails the runtime with the reason. */
+static void test_sandbox_runtime_extra_prelude(void **state) {
+  (void)state;
+  sbx_runtime *rt = NULL;
+  char *err = NULL;
+  assert_int_equal(sbx_runtime_new("function helper(x) { return 'helped ' + x; }\n"
+                                   "Object.getPrototypeOf(new (function () {})()).constructor;\n"
+                                   "var EXTRA_VERSION = 3;",
+                                   &rt, &err),
+                   SBX_OK);
+  assert_null(err);
+  sbx_vm *vm;
+  assert_int_equal(sbx_vm_new(rt, NULL, &vm), SBX_OK);
+  sbx_module m = js("main", "module.exports.loop = function () { console.log(helper(Game.time) + ' v' + EXTRA_VERSION); };");
+  assert_int_equal(sbx_vm_set_code(vm, &m, 1), SBX_OK);
+  const char *l[] = {"helped 5 v3"};
+  sbx_tick_in in = tin(5);
+  sbx_tick_out out;
+  tick(vm, &in, &out);
+  expect_status(&out, SBX_OK);
+  expect_exact_line(&out, 0, l[0]);
+  sbx_tick_out_release(&out);
+  sbx_vm_free(vm);
+  sbx_runtime_free(rt);
+  assert_int_equal(sbx_runtime_new("throw new Error('extra broke')", &rt, &err), SBX_SNAPSHOT);
+  assert_null(rt);
+  assert_non_null(err);
+  assert_non_null(strstr(err, "extra broke"));
+  free(err);
+}
+
+/* The player API is libraries: a runtime of sbx_player_library() behaves as
+ * sbx_runtime_new(NULL). */
+static void test_sandbox_player_api_from_libraries(void **state) {
+  (void)state;
+  const sbx_library *libs[] = {sbx_player_library()};
+  sbx_runtime *rt;
+  assert_int_equal(sbx_runtime_new_libs(libs, 1, &rt, NULL), SBX_OK);
+  sbx_vm *vm;
+  assert_int_equal(sbx_vm_new(rt, NULL, &vm), SBX_OK);
+  sbx_module m = js("main", "module.exports.loop = function () { Memory.t = Game.time; console.log(typeof RawMemory.segments); };");
+  assert_int_equal(sbx_vm_set_code(vm, &m, 1), SBX_OK);
+  sbx_tick_in in = tin(9);
+  sbx_tick_out out;
+  tick(vm, &in, &out);
+  expect_status(&out, SBX_OK);
+  expect_exact_line(&out, 0, "object");
+  assert_string_equal(out.memory, "{\"t\":9}");
+  sbx_tick_out_release(&out);
+  sbx_vm_free(vm);
+  sbx_runtime_free(rt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sandbox_runtime_extra_prelude),
+      cmocka_unit_test(test_sandbox_player_api_from_libraries),
       cmocka_unit_test(test_sandbox_loop_runs_and_global_persists),
       cmocka_unit_test(test_sandbox_segments_round_trip),
       cmocka_unit_test(test_sandbox_commands_run_after_cpu_timeout),
