@@ -21,7 +21,7 @@ build: deps $(BUILD)/CMakeCache.txt
 run: build
 	$(BUILD)/bin/isoworld $(ARGS)
 
-test: BOOTSTRAP_FLAGS = --e2e
+test: BOOTSTRAP_FLAGS = --e2e --browser
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 

@@ -334,7 +334,12 @@ int store_open(store *s, const char *dir, const store_options *opt) {
   unsigned readers = o.max_readers > STORE__MIN_READERS ? o.max_readers : STORE__MIN_READERS;
 
   struct stat sb;
-  if (!o.readonly) {
+  if (o.nolock && !o.readonly)
+    return store__fail(s, NULL, STORE_INVALID, "store_open(%s): nolock is only allowed with readonly", dir);
+  if (o.nosubdir) {
+    if (o.readonly && (stat(dir, &sb) != 0 || !S_ISREG(sb.st_mode)))
+      return store__fail(s, NULL, STORE_NOTFOUND, "store_open(%s): no such file (readonly open)", dir);
+  } else if (!o.readonly) {
     char failed[256];
     int err = store__mkdir_p(dir, 0700, failed, sizeof failed);
     if (err)
@@ -352,14 +357,14 @@ int store_open(store *s, const char *dir, const store_options *opt) {
     mdb_env_close(env);
     return store__fail(s, NULL, store__map_mdb(rc), "store_open(%s): cannot configure LMDB: %s", dir, mdb_strerror(rc));
   }
-  unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0) | (o.readonly ? MDB_RDONLY : 0);
+  unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0) | (o.readonly ? MDB_RDONLY : 0) |
+                   (o.nosubdir ? MDB_NOSUBDIR : 0) | (o.nolock ? MDB_NOLOCK : 0);
   rc = mdb_env_open(env, dir, flags, 0600);
   if (rc) {
     int st = store__map_mdb(rc);
     if (rc == MDB_INVALID)
-      store__fail(s, NULL, STORE_CORRUPT,
-                  "store_open(%s): %s/data.mdb is not an LMDB database (or its header is damaged): %s", dir, dir,
-                  mdb_strerror(rc));
+      store__fail(s, NULL, STORE_CORRUPT, "store_open(%s): %s%s is not an LMDB database (or its header is damaged): %s",
+                  dir, dir, o.nosubdir ? "" : "/data.mdb", mdb_strerror(rc));
     else if (rc == MDB_VERSION_MISMATCH)
       store__fail(s, NULL, STORE_SCHEMA,
                   "store_open(%s): data.mdb or lock.mdb was written by an incompatible LMDB version: %s", dir,
@@ -375,6 +380,17 @@ int store_open(store *s, const char *dir, const store_options *opt) {
   /* A larger map recorded in an existing file wins over ours. */
   MDB_envinfo ei;
   if (mdb_env_info(env, &ei) == 0) s->map_size = ei.me_mapsize;
+
+  /* A truncated file (a copy cut short) would make LMDB read past its end through the
+   * map, which is SIGBUS rather than an error: refuse it here. */
+  MDB_stat es;
+  mdb_filehandle_t fd;
+  if (mdb_env_info(env, &ei) == 0 && mdb_env_stat(env, &es) == 0 && mdb_env_get_fd(env, &fd) == 0 &&
+      fstat(fd, &sb) == 0 && (uint64_t)sb.st_size < ((uint64_t)ei.me_last_pgno + 1) * es.ms_psize) {
+    mdb_env_close(env);
+    return store__fail(s, NULL, STORE_CORRUPT, "store_open(%s): the data file is truncated (%lld bytes, needs %llu)",
+                       dir, (long long)sb.st_size, (unsigned long long)(((uint64_t)ei.me_last_pgno + 1) * es.ms_psize));
+  }
 
   int st = store__init_dbs(s, env);
   if (st) {

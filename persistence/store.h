@@ -49,7 +49,8 @@
  * record-version byte. Every per-user key starts with the user id, so all of a user's
  * records of one kind are one range.
  *   meta        "schema_version" -> u32; "game_time" -> u64; "next_user_id" -> u64;
- *               "next_console_seq" -> u64; "setting:<name>" -> bytes
+ *               "next_console_seq" -> u64; "setting:<name>" -> bytes;
+ *               "next_adminlog_seq" -> u64; "adminlog:" u64 seq -> admin log entry
  *   users       u64 id -> user record
  *   usernames   ASCII-lower-cased username -> u64 id (big-endian)
  *   emails      ASCII-lower-cased email -> u64 id (big-endian)            (schema 2)
@@ -128,6 +129,13 @@ typedef struct store_options {
                            false: a commit that returned STORE_OK is on disk. */
   bool readonly;        /* open an existing store read-only: no write txn, nothing
                            created. */
+  bool nosubdir;        /* `dir` names the data file itself (a backup written by
+                           store_backup_fd) instead of a directory holding data.mdb;
+                           LMDB's lock file is then "<file>-lock". No directory is
+                           created. */
+  bool nolock;          /* use no lock file at all (LMDB's MDB_NOLOCK). Only with
+                           readonly, and only for a file no other process has open
+                           (verifying a backup): nothing at all is written. */
 } store_options;
 
 /* Allocates an unopened store handle into *out. Errors: STORE_INVALID (out NULL),
@@ -452,6 +460,13 @@ typedef struct store_db_info {
   uint32_t depth; /* B-tree depth */
 } store_db_info;
 
+/* The same consistent copy written to an open file descriptor (a file or a pipe) instead
+ * of a directory: the bytes are one data.mdb file, which store_open opens with
+ * options.nosubdir. The snapshot is taken before the first byte is written, so a reader
+ * of a pipe knows the snapshot exists once it has received anything. fd is not closed.
+ * Same rules and errors as store_backup (no STORE_EXISTS). */
+int store_backup_fd(store *s, int fd, bool compact);
+
 #define STORE_INFO_MAX_DBS 16
 
 typedef struct store_info {
@@ -470,6 +485,86 @@ typedef struct store_info {
 /* Fills *out from txn's snapshot (counts) and the environment (sizes). For debugging and
  * admin views. */
 int store_get_info(store_txn *txn, store_info *out);
+
+/* ------------------------------------------------------------------ admin log */
+
+/* What admins did (store_admin.c), kept in the meta database under "adminlog:" + u64
+ * sequence number (big-endian), so the newest STORE_ADMIN_LOG_KEEP entries survive and
+ * the schema does not change. Not part of the state hash. */
+#define STORE_ADMIN_WHO_MAX 128
+#define STORE_ADMIN_WHAT_MAX 512
+#define STORE_ADMIN_LOG_KEEP 10000
+
+typedef struct store_admin_entry {
+  uint64_t seq;                    /* set by store_admin_log_append; first is 1 */
+  int64_t time_ms;                 /* Unix time in ms */
+  char who[STORE_ADMIN_WHO_MAX];   /* e.g. "alice@127.0.0.1" */
+  char what[STORE_ADMIN_WHAT_MAX]; /* e.g. "users ban bob" */
+} store_admin_entry;
+
+/* Appends e (seq is assigned into e->seq) and drops the entry that falls out of the
+ * last STORE_ADMIN_LOG_KEEP. Write txn only. STORE_INVALID if a string is not
+ * NUL-terminated within its array. */
+int store_admin_log_append(store_txn *txn, store_admin_entry *e);
+/* Calls fn for each entry, oldest first, or newest first when `newest_first`. e is
+ * valid only during the call. Stop/return as store_user_iter. Errors: STORE_CORRUPT. */
+int store_admin_log_iter(store_txn *txn, bool newest_first, int (*fn)(const store_admin_entry *e, void *ud), void *ud);
+
+/* ------------------------------------------------------------------ verify, state hash */
+
+/*
+ * The state hash: BLAKE2b-256 over a canonical byte stream of what the store persists,
+ * read from one snapshot: every record of every database in LMDB key order, databases in
+ * byte order of their names, each record as (u32 key length, key, u32 value length,
+ * value). Left out are the meta records that are no part of the world: settings (the
+ * session-signing key) and the admin log; the other meta records (schema version, game
+ * time, id and sequence counters) are in. So two stores with equal hashes hold the same
+ * users, code, branches, Memory, segments, console queues, tokens, CPU accounts, world
+ * records and game time, byte for byte; a backup and the store it was taken from at that
+ * moment have equal hashes, and admin actions that change nothing of the world (pause,
+ * the admin log) do not change it.
+ */
+#define STORE_STATE_HASH_BYTES 32
+
+/* The state hash of txn's snapshot (and, if game_time is not NULL, its game time). */
+int store_state_hash(store_txn *txn, unsigned char out[STORE_STATE_HASH_BYTES], uint64_t *game_time);
+
+typedef struct store_verify_report {
+  uint32_t schema_version;
+  uint64_t game_time;
+  uint64_t records; /* every record walked, in every database */
+  uint64_t bytes;   /* their keys and values */
+  uint64_t users, branches, modules, memories, segments, console, tokens, cpu, world, admin_log;
+  uint64_t problems; /* records that failed a check (each also reported to `problem`) */
+  unsigned char state_hash[STORE_STATE_HASH_BYTES];
+} store_verify_report;
+
+/* Reads every record of txn's snapshot and checks it: each record kind decodes (users,
+ * CPU, branches, tokens, modules, Memory, segments, console entries, meta and admin log
+ * records), keys have their format, indexes (usernames, emails) agree with the users,
+ * every per-user record belongs to an existing user, counters are past what they
+ * numbered. Each problem is counted and passed to `problem` (may be NULL; the first 1000
+ * only) as a one-line text. Also computes the state hash. Returns STORE_OK when the walk
+ * completed — look at out->problems — or an error when LMDB itself failed (a damaged
+ * file: STORE_CORRUPT). Read-only; works on a read txn. */
+int store_verify(store_txn *txn, store_verify_report *out, void (*problem)(const char *msg, void *ud), void *ud);
+
+/* ------------------------------------------------------------------ data directory lock */
+
+/* Which process owns a data directory: an flock on "<dir>/isoworld.lock" that records
+ * the holder's pid and purpose ("server", "restore"). It goes away with the process,
+ * kill -9 included, so it is never stale. A server holds it while it runs; a restore
+ * holds it while it replaces data.mdb; neither starts while the other holds it. */
+typedef struct store_dir_lock store_dir_lock;
+
+/* Takes the lock of `dir` (created with its parents, mode 0700, if missing) into *out.
+ * STORE_BUSY when another open holds it: then *holder_pid (may be NULL; 0 if unknown)
+ * and holder (may be NULL, cap bytes) say who. STORE_IO and STORE_NOMEM otherwise. The
+ * lock is not inherited across exec. */
+int store_dir_lock_take(const char *dir, const char *purpose, store_dir_lock **out, long *holder_pid, char *holder,
+                        size_t cap);
+/* Releases the lock and frees l (NULL: no-op). */
+void store_dir_lock_release(store_dir_lock *l);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
  * store_codec.c  pure encoders/decoders of the binary records (no LMDB)
  * store_data.c   users, code, memory, cpu, world on top of the two
  * store_player.c branches, segments, console queue, tokens, settings (schema 2)
+ * store_admin.c  backup to a fd, admin log, data directory lock, verify and state hash
  */
 #ifndef ISOWORLD_STORE_INT_H
 #define ISOWORLD_STORE_INT_H

@@ -29,6 +29,10 @@ void api_unauthorized(web_req *req);
 /* Answers the failure of an op that did not commit: SRV_OP_STOPPED, a store error. */
 void api_op_failed(web_req *req, int status);
 
+/* The user behind a token, from committed state (an LMDB read; any thread): a valid
+ * session token, or a long token found in the store, of a user that exists and is not
+ * banned. *is_long (may be NULL) tells which. False if the token is not valid now. */
+bool api_token_user(srv *s, const char *token, store_user *u, bool *is_long);
 /* Authenticates a request by its token (X-Token header, else ?_token=): a valid session
  * token, or a long token found in the store, of a user that exists and is not banned.
  * On success fills *u, sets the X-Token response header (a fresh session token; a long

@@ -72,8 +72,7 @@ void api_rotate_token(srv_api *api, web_req *req, const store_user *u) {
   if (srv_token_mint(api->s->token_key, u->id, exp, tok) == 0) web_req_set_header(req, "X-Token", tok);
 }
 
-/* The user behind a token, from committed state; false if the token is not valid now. */
-static bool token_user(srv *s, const char *token, store_user *u, bool *is_long) {
+bool api_token_user(srv *s, const char *token, store_user *u, bool *is_long) {
   uint64_t uid = 0;
   unsigned char hash[SRV_TOKEN_HASH_BYTES];
   int64_t now = srv_now_ms();
@@ -95,7 +94,7 @@ static bool token_user(srv *s, const char *token, store_user *u, bool *is_long) 
 bool api_authenticate(srv_api *api, web_req *req, store_user *u) {
   const char *token = request_token(req);
   bool is_long = false;
-  if (!token || !token_user(api->s, token, u, &is_long)) {
+  if (!token || !api_token_user(api->s, token, u, &is_long)) {
     api_unauthorized(req);
     return false;
   }
@@ -498,7 +497,7 @@ static void h_query_token(web_req *req, void *ud) {
   srv_api *api = ud;
   const char *token = web_req_query(req, "token");
   store_user u;
-  if (!token || !token_user(api->s, token, &u, NULL)) {
+  if (!token || !api_token_user(api->s, token, &u, NULL)) {
     api_fail(req, "invalid token");
     return;
   }

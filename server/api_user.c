@@ -278,11 +278,13 @@ typedef struct code_op {
   char password[SRV_PASSWORD_MAX + 1];
   store_user user;
   bool basic_ok;
+  json_t *hash; /* the upload's _hash, echoed on user:<id>/code */
 } code_op;
 
 static void code_op_release(uop *o) {
   code_op *c = (code_op *)o;
   api_modules_release(&c->mods);
+  json_decref(c->hash);
   sodium_memzero(c->password, sizeof c->password);
 }
 
@@ -317,6 +319,7 @@ static int code_prepare(srv *s, store_txn *txn, void *ud) {
 
 static void code_apply(srv *s, void *ud) {
   code_op *c = ud;
+  srv_publish_code(s, c->o.uid, c->branch, c->mods.m, c->mods.n, c->timestamp, c->hash);
   srv_player *p = srv_player_find(s, c->o.uid);
   if (!p) return;
   if (!strcmp(p->branch, c->branch)) {
@@ -379,6 +382,7 @@ static void h_code_post(web_req *req, void *ud) {
   if (!rc && strlen(sel) >= sizeof c->sel) rc = refuse(&c->o, "branch does not exist");
   if (!rc) snprintf(c->sel, sizeof c->sel, "%s", sel);
   if (!rc && api_modules_parse(json_object_get(body, "modules"), &c->mods, c->o.err, sizeof c->o.err) != 0) rc = 1;
+  c->hash = json_incref(json_object_get(body, "_hash"));
   json_decref(body);
   if (rc) {
     api_fail(req, c->o.err);

@@ -38,6 +38,22 @@ static void usage(FILE *f) {
           "                     whether anyone may register at /api/register/submit (default open)\n"
           "  --token-ttl S      lifetime of a session token in seconds; each authenticated\n"
           "                     response carries a fresh one (default 3600)\n"
+          "  --admin-port N     port of the admin API (default: --port + 1, i.e. 21026; with\n"
+          "                     --port 0 an ephemeral one). isoworld-admin finds it in\n"
+          "                     DIR/admin.json and its token in DIR/admin.token (mode 0600)\n"
+          "  --admin-bind ADDR  address of the admin API (default 127.0.0.1: loopback only)\n"
+          "  --admin-remote     let the admin API answer clients not on loopback (needs\n"
+          "                     --admin-bind; the token is then all that protects it)\n"
+          "  --backup-dir DIR   admin backups only under DIR (default: anywhere the server\n"
+          "                     may write; with --admin-remote, only <data-dir>/backups)\n"
+          "  --no-admin         no admin API\n"
+          "  --paused           start with time paused (isoworld-admin world resume)\n"
+          "  --static-dir DIR   the browser page served at / (default: share/isoworld/client\n"
+          "                     beside the binary's bin/, as built; 'none' serves no page)\n"
+          "  --ws-queue-kb N    websocket: bytes queued per connection before its oldest\n"
+          "                     frames are dropped (default 1024)\n"
+          "  --ws-stall-s S     websocket: close a connection that has read nothing for S\n"
+          "                     seconds while its frames were being dropped (default 30)\n"
           "  --no-demo          do not seed the two demo players into a new data directory\n"
           "  --quiet            do not echo players' console output\n"
           "  --stats-every N    print a tick summary every N ticks (default 10; 0 = never)\n"
@@ -59,6 +75,11 @@ static void defaults(srv_config *c) {
   c->stats_every = 10;
   c->registration = true;
   c->token_ttl_s = 3600;
+  c->ws_queue_kb = 1024;
+  c->ws_stall_s = 30;
+  snprintf(c->admin_bind, sizeof c->admin_bind, "127.0.0.1");
+  c->admin_port = -1; /* --port + 1 */
+  c->admin = true;
 }
 
 static int parse_int(const char *key, const char *v, long lo, long hi, long *out, const char *where) {
@@ -90,6 +111,13 @@ static int apply(srv_config *c, const char *key, const char *v, const char *wher
   long n;
   if (!strcmp(key, "data-dir")) return set_string(c->data_dir, sizeof c->data_dir, key, v, where);
   if (!strcmp(key, "bind")) return set_string(c->bind, sizeof c->bind, key, v, where);
+  if (!strcmp(key, "static-dir")) return set_string(c->static_dir, sizeof c->static_dir, key, v, where);
+  if (!strcmp(key, "ws-queue-kb"))
+    return parse_int(key, v, 16, 1024 * 1024, &n, where) ? -1 : (c->ws_queue_kb = (int)n, 0);
+  if (!strcmp(key, "ws-stall-s")) return parse_int(key, v, 1, 86400, &n, where) ? -1 : (c->ws_stall_s = (int)n, 0);
+  if (!strcmp(key, "admin-bind")) return set_string(c->admin_bind, sizeof c->admin_bind, key, v, where);
+  if (!strcmp(key, "backup-dir")) return set_string(c->backup_dir, sizeof c->backup_dir, key, v, where);
+  if (!strcmp(key, "admin-port")) return parse_int(key, v, 0, 65535, &n, where) ? -1 : (c->admin_port = (int)n, 0);
   if (!strcmp(key, "port")) return parse_int(key, v, 0, 65535, &n, where) ? -1 : (c->port = (int)n, 0);
   if (!strcmp(key, "tick-ms")) return parse_int(key, v, 0, 3600000, &n, where) ? -1 : (c->tick_ms = (int)n, 0);
   if (!strcmp(key, "workers")) return parse_int(key, v, 0, 256, &n, where) ? -1 : (c->workers = (int)n, 0);
@@ -112,7 +140,8 @@ static int apply(srv_config *c, const char *key, const char *v, const char *wher
   }
   bool on = !strcmp(v, "") || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on");
   bool off = !strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off");
-  if (!strcmp(key, "no-demo") || !strcmp(key, "quiet") || !strcmp(key, "nosync") || !strcmp(key, "demo")) {
+  if (!strcmp(key, "no-demo") || !strcmp(key, "quiet") || !strcmp(key, "nosync") || !strcmp(key, "demo") ||
+      !strcmp(key, "admin-remote") || !strcmp(key, "no-admin") || !strcmp(key, "admin") || !strcmp(key, "paused")) {
     if (!on && !off) {
       fprintf(stderr, "isoworld: %s%s'%s' for %s: expected true or false\n", where ? where : "", where ? ": " : "", v,
               key);
@@ -122,6 +151,10 @@ static int apply(srv_config *c, const char *key, const char *v, const char *wher
     if (!strcmp(key, "demo")) c->demo = on;
     if (!strcmp(key, "quiet")) c->quiet = on;
     if (!strcmp(key, "nosync")) c->nosync = on;
+    if (!strcmp(key, "admin-remote")) c->admin_remote = on;
+    if (!strcmp(key, "no-admin")) c->admin = !on;
+    if (!strcmp(key, "admin")) c->admin = on;
+    if (!strcmp(key, "paused")) c->paused = on;
     return 0;
   }
   fprintf(stderr, "isoworld: %s%sunknown option '%s' (see --help)\n", where ? where : "", where ? ": " : "", key);
@@ -175,9 +208,24 @@ static int load_file(srv_config *c, const char *path) {
 
 int srv_config_load(srv_config *c, int argc, char **argv) {
   defaults(c);
-  enum { O_CONFIG = 256, O_NODEMO, O_QUIET, O_NOSYNC, O_VERSION };
+  enum {
+    O_CONFIG = 256,
+    O_NODEMO,
+    O_QUIET,
+    O_NOSYNC,
+    O_VERSION,
+    O_ADMIN_PORT,
+    O_ADMIN_BIND,
+    O_ADMIN_REMOTE,
+    O_NO_ADMIN,
+    O_PAUSED,
+    O_BACKUP_DIR
+  };
   static struct option opts[] = {{"config", required_argument, 0, O_CONFIG},
                                  {"data-dir", required_argument, 0, 'd'},
+                                 {"static-dir", required_argument, 0, 'S'},
+                                 {"ws-queue-kb", required_argument, 0, 'Q'},
+                                 {"ws-stall-s", required_argument, 0, 'L'},
                                  {"bind", required_argument, 0, 'b'},
                                  {"port", required_argument, 0, 'p'},
                                  {"tick-ms", required_argument, 0, 't'},
@@ -193,6 +241,12 @@ int srv_config_load(srv_config *c, int argc, char **argv) {
                                  {"no-demo", no_argument, 0, O_NODEMO},
                                  {"quiet", no_argument, 0, O_QUIET},
                                  {"nosync", no_argument, 0, O_NOSYNC},
+                                 {"admin-port", required_argument, 0, O_ADMIN_PORT},
+                                 {"admin-bind", required_argument, 0, O_ADMIN_BIND},
+                                 {"admin-remote", no_argument, 0, O_ADMIN_REMOTE},
+                                 {"backup-dir", required_argument, 0, O_BACKUP_DIR},
+                                 {"no-admin", no_argument, 0, O_NO_ADMIN},
+                                 {"paused", no_argument, 0, O_PAUSED},
                                  {"version", no_argument, 0, O_VERSION},
                                  {"help", no_argument, 0, 'h'},
                                  {0, 0, 0, 0}};
@@ -227,6 +281,15 @@ int srv_config_load(srv_config *c, int argc, char **argv) {
   }
   if (optind < argc) {
     fprintf(stderr, "isoworld: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return -1;
+  }
+  if (c->admin_port < 0) c->admin_port = c->port == 0 ? 0 : c->port + 1;
+  if (c->admin_port > 65535) {
+    fprintf(stderr, "isoworld: --port 65535 leaves no port for the admin API: give --admin-port\n");
+    return -1;
+  }
+  if (c->admin && c->admin_port != 0 && c->admin_port == c->port) {
+    fprintf(stderr, "isoworld: --admin-port must differ from --port (%d)\n", c->port);
     return -1;
   }
   return 0;

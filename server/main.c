@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 typedef struct app {
@@ -33,7 +35,7 @@ static size_t be_users(void *ud) {
   return atomic_load(&((srv *)ud)->pub_users);
 }
 static int64_t be_tick_ms(void *ud) {
-  return ((srv *)ud)->cfg.tick_ms;
+  return atomic_load(&((srv *)ud)->pub_tick_ms); /* admins may change it */
 }
 
 static void web_log(void *ud, int level, const char *message) {
@@ -41,9 +43,42 @@ static void web_log(void *ud, int level, const char *message) {
   srv_log("http: %s%s", level == WEB_LOG_ERROR ? "error: " : level == WEB_LOG_WARN ? "warning: " : "", message);
 }
 
+/*
+ * The browser page: --static-dir (or $ISOWORLD_STATIC_DIR), else share/isoworld/client
+ * beside the binary's bin/ — where the build puts it (build/bin/isoworld,
+ * build/share/isoworld/client) and where an install would. NULL: no page.
+ */
+static const char *find_static_dir(const srv_config *cfg, char *buf, size_t cap) {
+  const char *env = getenv("ISOWORLD_STATIC_DIR");
+  struct stat st;
+  if (!strcmp(cfg->static_dir, "none")) return NULL;
+  if (cfg->static_dir[0]) {
+    snprintf(buf, cap, "%s", cfg->static_dir);
+    return buf;
+  }
+  if (env && *env) {
+    snprintf(buf, cap, "%s", env);
+    return buf;
+  }
+  char exe[1024];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return NULL;
+  exe[n] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (!slash) return NULL;
+  *slash = '\0';
+  snprintf(buf, cap, "%s/../share/isoworld/client", exe);
+  if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    srv_log("no browser page: %s is missing (build the 'client' target, or give --static-dir)", buf);
+    return NULL;
+  }
+  return buf;
+}
+
 static void shutdown_loop(app *a) {
   /* The tick thread has stopped: ops still queued are answered now, then the handle closes. */
   srv_ops_close(&a->s);
+  srv_admin_shutdown(&a->s);
   uv_signal_stop(&a->sigint);
   uv_signal_stop(&a->sigterm);
   uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -51,6 +86,7 @@ static void shutdown_loop(app *a) {
   uv_close((uv_handle_t *)&a->tick_exited, NULL);
   web_free(a->http);
   a->http = NULL;
+  srv_publish_close(&a->s);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -88,6 +124,7 @@ int main(int argc, char **argv) {
     srv_log("V8 failed to start");
     return 1;
   }
+  if (srv_admin_lock_data_dir(&a.s) != 0) return 1;
   if (srv_open(&a.s) != 0) {
     srv_close(&a.s);
     return 1;
@@ -99,11 +136,7 @@ int main(int argc, char **argv) {
   wo.port = a.s.cfg.port;
   wo.log = web_log;
   char static_dir[1200];
-  const char *env_static = getenv("ISOWORLD_STATIC_DIR");
-  if (env_static && *env_static) {
-    snprintf(static_dir, sizeof static_dir, "%s", env_static);
-    wo.static_dir = static_dir;
-  }
+  wo.static_dir = find_static_dir(&a.s.cfg, static_dir, sizeof static_dir);
   if ((rc = web_new(&a.loop, &wo, &a.http)) != 0) {
     srv_log("cannot serve HTTP on %s:%d: %s", a.s.cfg.bind, a.s.cfg.port, web_strerror(rc));
     srv_close(&a.s);
@@ -116,7 +149,10 @@ int main(int argc, char **argv) {
                     .welcome_text = "isoworld: a Screeps-style server in C with V8 isolates",
                     .package_version = ISOWORLD_VERSION};
   web_install_game_api(a.http, &be, &a.s);
-  if ((rc = srv_ops_init(&a.s, &a.loop)) != 0 || (rc = srv_api_install(&a.s, a.http, &a.loop)) != 0) {
+  web_ws_options wso = {.queue_max_bytes = (size_t)a.s.cfg.ws_queue_kb * 1024,
+                        .stall_close_ms = (unsigned)a.s.cfg.ws_stall_s * 1000u};
+  if ((rc = srv_ops_init(&a.s, &a.loop)) != 0 || (rc = srv_api_install(&a.s, a.http, &a.loop)) != 0 ||
+      (rc = srv_publish_init(&a.s, &a.loop, a.http, &wso)) != 0) {
     srv_log("cannot set up the player API: %d", rc);
     web_free(a.http);
     uv_run(&a.loop, UV_RUN_DEFAULT);
@@ -134,12 +170,21 @@ int main(int argc, char **argv) {
   a.s.on_tick_thread_exit = notify_tick_exit;
   a.s.on_exit_ud = &a;
 
+  /* The admin API first: once the line below announces the server, admin.json is there. */
+  if (srv_admin_start(&a.s, &a.loop) != 0) {
+    shutdown_loop(&a);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    srv_admin_close(&a.s);
+    srv_close(&a.s);
+    return 1;
+  }
   srv_log("isoworld %s (V8 %s): data %s, game time %" PRIu64 ", %zu players, tick %d ms, http://%s:%d/",
           ISOWORLD_VERSION, sbx_engine_version(), a.s.cfg.data_dir, a.s.game_time, a.s.n_players, a.s.cfg.tick_ms,
           a.s.cfg.bind, web_port(a.http));
   if (srv_start_ticking(&a.s) != 0) {
     shutdown_loop(&a);
     uv_run(&a.loop, UV_RUN_DEFAULT);
+    srv_admin_close(&a.s);
     srv_close(&a.s);
     return 1;
   }
@@ -147,6 +192,7 @@ int main(int argc, char **argv) {
   uv_loop_close(&a.loop);
   int code = a.s.exit_code;
   srv_log("stopped at game time %" PRIu64, a.s.game_time);
+  srv_admin_close(&a.s);
   srv_close(&a.s);
   if (!sbx_engine_stop())
     srv_log("%d player threads are still stuck in V8 builtins; exiting without stopping V8",

@@ -45,6 +45,18 @@ typedef struct srv_config {
   int stats_every;    /* print a tick summary every N ticks (0: never) */
   bool registration;  /* POST /api/register/submit is open (default true) */
   int token_ttl_s;    /* lifetime of a session token, seconds (default 3600) */
+  /* websockets and the page (publish.c, main.c) */
+  char static_dir[1024]; /* the browser page; "" = beside the binary; "none" = no page */
+  int ws_queue_kb;       /* websocket bytes queued per connection (default 1024) */
+  int ws_stall_s;        /* close a websocket that stalls this long while dropping (30) */
+  /* administration (admin*.c) */
+  bool admin; /* serve the admin API (default true; --no-admin) */
+  char admin_bind[128];
+  int admin_port;    /* after srv_config_load: --admin-port, else port + 1 (0 if port is 0) */
+  bool admin_remote; /* answer admin clients that are not on loopback */
+  bool paused;       /* start with time paused */
+  /* backups only under this directory ("": anywhere; with admin_remote <data-dir>/backups) */
+  char backup_dir[1024];
 } srv_config;
 
 /* Fills defaults, reads --config FILE if given, then the other flags (which win).
@@ -79,6 +91,7 @@ typedef struct srv_player {
   size_t n_cmds, cap_cmds;
   int active_segments[SBX_SEGMENTS_ACTIVE_MAX]; /* readable this tick (setActiveSegments) */
   size_t n_active_segments;
+  uint64_t skipped_tick; /* the last tick it was skipped for an empty bucket (publish.c) */
 } srv_player;
 
 typedef struct srv srv;
@@ -177,6 +190,17 @@ struct srv {
   srv_op *done_head, *done_tail;
   uv_async_t ops_async;
   bool ops_live;
+  struct srv_pub *pub; /* websocket publishing (publish.c); NULL: nothing is published */
+
+  /* time control by admins (admin_time.c), under mu */
+  bool paused;              /* no tick starts (ops still run) */
+  uint64_t step_left;       /* ticks still to run while paused (world step N) */
+  bool hold, held;          /* a backup asks the tick thread to park between ticks */
+  bool tick_rate_changed;   /* cfg.tick_ms changed: the tick thread reschedules */
+  pthread_cond_t hold_cv;   /* signalled when `held` becomes true */
+  atomic_int pub_tick_ms;   /* cfg.tick_ms, for the loop thread */
+  struct srv_admin *admin;  /* the admin API's state, NULL without one */
+  store_dir_lock *dir_lock; /* held from srv_admin_lock_data_dir to exit */
 };
 
 /* Opens the data directory, seeds demo players if it is new, loads players. */
@@ -202,6 +226,75 @@ typedef struct web web;
 /* Registers the player routes (auth, registration, code, branches, Memory, segments,
  * console, tokens) on w. The routes answer on the loop thread. 0 or a web status. */
 int srv_api_install(srv *s, web *w, uv_loop_t *loop);
+
+/* ------------------------------------------------------------------ administration */
+
+/* The admin API (admin*.c): a second HTTP listener, loopback by default, authenticated by
+ * the random token in <data-dir>/admin.token; every change goes through the op queue and
+ * is logged (server log and the store's admin log). Lifecycle, from main:
+ *   srv_admin_lock_data_dir  before srv_open: takes the data directory's lock (a second
+ *                            server or a running `isoworld-admin restore` is refused);
+ *                            held until the process exits. 0 or -1 (message printed).
+ *   srv_admin_start          loop thread, after srv_open and srv_ops_init, before
+ *                            srv_start_ticking: reads the persisted pause, writes the
+ *                            token and admin.json, starts the listener. 0 or -1.
+ *   srv_admin_shutdown       loop thread, when the loop is to end: closes the listener
+ *                            and the admin's handles (after the tick thread stopped).
+ *   srv_admin_close          after uv_run returned, before srv_close: waits for a backup
+ *                            in progress, frees everything, removes admin.json.
+ * Without srv_admin_start (tests), the tick thread's hooks below are no-ops. */
+int srv_admin_lock_data_dir(srv *s);
+int srv_admin_start(srv *s, uv_loop_t *loop);
+void srv_admin_shutdown(srv *s);
+void srv_admin_close(srv *s);
+
+/* Tick thread. With mu held: waits between ticks until a tick is due (not paused, or a
+ * step is pending, and *next reached), an op is queued (not while a backup holds the
+ * thread) or stop is set. Consumes one pending step when it returns for a tick. */
+void srv_time_wait(srv *s, uint64_t *next);
+/* Tick thread, after each committed tick: tick statistics, and wakes admin requests
+ * waiting for ticks (world step, player console). */
+void srv_admin_after_tick(srv *s);
+/* Tick thread, after the commit: a player's console lines of tick t, kept for admins
+ * following that player (copied; nothing is kept when nobody follows). */
+void srv_admin_console_feed(srv *s, const srv_player *p, uint64_t t, const sbx_line *lines, size_t n);
+
+/* ------------------------------------------------------------------ websockets */
+
+/*
+ * publish.c — streams what players' runs produce to websocket subscribers (channels
+ * user:<id>/console, /cpu, /code, /memory/<path>, and server-message; PROTOCOL.md). The
+ * tick thread builds each listened-to channel's frame once, after the tick's commit; the
+ * loop thread fans it out through web (web_ws_publish). Without srv_publish_init every
+ * function here is a no-op.
+ */
+#define SRV_PUB_MEMORY_PATHS 50 /* user:<id>/memory/<path> channels watched per user */
+#define SRV_SKIP_TEXT "Script execution has been terminated: CPU bucket is empty"
+
+typedef struct srv_pub srv_pub;
+typedef struct srv_pub_tick srv_pub_tick;
+typedef struct web_ws_options web_ws_options;
+
+/* Loop thread, before the tick thread starts: installs the websocket backend on w (token
+ * auth, who may subscribe to what, the first cpu frame) with options opt (NULL: web's
+ * defaults). 0, or a uv/web error. */
+int srv_publish_init(srv *s, uv_loop_t *loop, web *w, const web_ws_options *opt);
+/* Loop thread, after the tick thread stopped and after web_free(): releases it all. */
+void srv_publish_close(srv *s);
+/* Tick thread, after a tick's commit: begin (NULL when nobody listens to any player; the
+ * other calls accept NULL), one run() per player that ran (p as updated by the tick),
+ * end() hands the frames to the loop thread in order — also the console message of the
+ * players skipped this tick (p->skipped_tick == time). */
+srv_pub_tick *srv_publish_begin(srv *s, uint64_t time);
+void srv_publish_run(srv_pub_tick *t, const srv_player *p, const sbx_tick_out *out);
+void srv_publish_end(srv *s, srv_pub_tick *t);
+/* Tick thread, after an upload's commit: user:<id>/code with these modules (names as
+ * players write them). hash: the upload's _hash (borrowed; may be NULL). */
+void srv_publish_code(srv *s, uint64_t uid, const char *branch, const sbx_module *mods, size_t n, int64_t timestamp,
+                      json_t *hash);
+/* Any thread (normally the loop thread, for the admin API): sends ["server-message",
+ * text] to every websocket connection. */
+void srv_publish_server_message(srv *s, const char *text);
 
 /* Logging to stderr with a timestamp; console output of players goes to stdout. */
 void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

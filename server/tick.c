@@ -234,6 +234,7 @@ static int run_tick(srv *s, tick_scratch *sc, tick_stats *st) {
       sim_cpu_charge(&p->cpu, 0);
       sbx_line l = {SBX_ERROR, false, (char *)skip_text, sizeof skip_text - 1};
       print_lines(s, p, T, &l, 1);
+      p->skipped_tick = T; /* its console hears of it after the commit (publish.c) */
       st->skipped++;
       continue;
     }
@@ -346,15 +347,20 @@ static int run_tick(srv *s, tick_scratch *sc, tick_stats *st) {
     }
   }
 
-  /* Publish: only now that the tick is on disk. Console results (SBX_RESULT lines) are
-   * among the lines: the console stream will take them from here. */
+  /* Publish: only now that the tick is on disk: the time the HTTP API reports, the
+   * console on stdout, and the websocket channels (publish.c). */
   atomic_store(&s->pub_game_time, T);
+  srv_pub_tick *pub = srv_publish_begin(s, T); /* websocket frames, built once per channel */
   for (size_t k = 0; k < n; k++) {
     srv_player *p = sc->tj[k].p;
     print_lines(s, p, T, sc->jobs[k].out.lines, sc->jobs[k].out.n_lines);
+    srv_admin_console_feed(s, p, T, sc->jobs[k].out.lines, sc->jobs[k].out.n_lines);
+    srv_publish_run(pub, p, &sc->jobs[k].out);
     sbx_tick_out_release(&sc->jobs[k].out);
     free(sc->tj[k].cmds);
   }
+  srv_publish_end(s, pub);
+
   st->total_us = mono_us() - t0;
   atomic_store(&s->pub_last_tick_us, (int_fast64_t)st->total_us);
   return 0;
@@ -369,12 +375,9 @@ static void *tick_main(void *arg) {
   uint64_t sum_us = 0, max_us = 0;
   for (;;) {
     pthread_mutex_lock(&s->mu);
-    /* Between ticks: wait for the next one, or for an op to run. */
-    while (!s->stop && !s->ops_head && s->cfg.tick_ms > 0 && mono_us() < next) {
-      uint64_t wake = next;
-      struct timespec ts = {(time_t)(wake / 1000000u), (long)(wake % 1000000u) * 1000};
-      pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-    }
+    /* Between ticks: wait for the next one, or for an op to run (or while time is
+     * paused, or a backup holds the thread: admin_time.c). */
+    srv_time_wait(s, &next);
     bool stop = s->stop, ops = s->ops_head != NULL;
     pthread_mutex_unlock(&s->mu);
     if (ops) {
@@ -394,6 +397,7 @@ static void *tick_main(void *arg) {
       break;
     }
     ticks++;
+    srv_admin_after_tick(s);
     sum_us += st.total_us;
     if (st.total_us > max_us) max_us = st.total_us;
     if (s->cfg.stats_every > 0 && ticks % (uint64_t)s->cfg.stats_every == 0) {

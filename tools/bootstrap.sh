@@ -11,6 +11,9 @@
 # Usage: tools/bootstrap.sh [--e2e] [--browser]
 #   --e2e      also install the npm packages the end-to-end tests drive the server with
 #   --browser  also install Debian's chromium for the browser test
+# Always: the browser page's editor component (web/client/package.json, from the npm
+# registry, into web/client/node_modules; the build copies it next to the page). Without
+# npm the page still works, with a plain text area.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +24,7 @@ for a in "$@"; do
   case "$a" in
     --e2e) want_e2e=1 ;;
     --browser) want_browser=1 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bootstrap: unknown option '$a' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -73,16 +76,28 @@ if [ ! -f "$deps/libnode/.complete" ]; then
   echo "bootstrap: V8 (libnode108) unpacked in .deps/libnode"
 fi
 
-# npm packages the end-to-end tests use as real clients (ws, screeps-api, playwright-core).
-if [ $want_e2e = 1 ] && [ -f "$root/tests/e2e/package.json" ]; then
-  stamp="$root/tests/e2e/node_modules/.isoworld-stamp"
-  sum=$(cat "$root/tests/e2e/package.json" "$root/tests/e2e/package-lock.json" 2>/dev/null | sha256sum | cut -c1-16)
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ]; then
-    echo "bootstrap: npm packages for the end-to-end tests"
-    ( cd "$root/tests/e2e"
-      if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error
-      else npm install --no-audit --no-fund --loglevel=error; fi )
-    echo "$sum" > "$stamp"
+# npm packages, installed once per change of a package.json or package-lock.json.
+npm_install() { # dir
+  local dir=$1 stamp="$1/node_modules/.isoworld-stamp" sum
+  sum=$(cat "$dir/package.json" "$dir/package-lock.json" 2>/dev/null | sha256sum | cut -c1-16)
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 0
+  echo "bootstrap: npm packages in ${dir#"$root"/}"
+  ( cd "$dir"
+    if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error
+    else npm install --no-audit --no-fund --loglevel=error; fi ) || return 1
+  echo "$sum" > "$stamp"
+}
+
+# The page's editor component (CodeMirror 5). Optional: without it the page has a text area.
+if [ -f "$root/web/client/package.json" ]; then
+  if ! command -v npm >/dev/null 2>&1 || ! npm_install "$root/web/client"; then
+    echo "bootstrap: warning: the page's editor (CodeMirror) is not installed; the page uses a text area" >&2
   fi
+fi
+
+# npm packages the end-to-end tests use as real clients (ws, screeps-api, sockjs-client,
+# playwright-core).
+if [ $want_e2e = 1 ] && [ -f "$root/tests/e2e/package.json" ]; then
+  npm_install "$root/tests/e2e"
 fi
 exit 0

@@ -49,7 +49,7 @@
  *   - An IPv4 literal as iface on an IPv6-enabled vhost is parsed into an IPv6 sockaddr
  *     (garbage bind); IPv4 binds set LWS_SERVER_OPTION_DISABLE_IPV6.
  */
-#include "web.h"
+#include "internal.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -66,8 +66,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libwebsockets.h>
-
 #define WEB__DEFAULT_PORT 21025
 #define WEB__DEFAULT_MAX_BODY ((size_t)8 * 1024 * 1024)
 #define WEB__DEFAULT_REQUEST_TIMEOUT 120
@@ -75,7 +73,6 @@
 #define WEB__STATIC_MAX ((off_t)64 * 1024 * 1024)
 #define WEB__REAP_GIVE_UP_MS 10000
 #define WEB__JSON_TYPE "application/json; charset=utf-8"
-#define WEB__WS_PROTOCOL "isoworld"
 
 /* ------------------------------------------------------------------------------------------ */
 /* types                                                                                       */
@@ -154,23 +151,6 @@ struct web_req {
   size_t out_len, out_off;
 };
 
-typedef struct web__ws_msg {
-  struct web__ws_msg *next;
-  size_t len;
-  unsigned char buf[]; /* LWS_PRE + len */
-} web__ws_msg;
-
-typedef struct web__ws_conn {
-  web *w;
-  struct lws *wsi;
-  struct web__ws_conn *prev, *next;
-  web__ws_msg *head, *tail;
-} web__ws_conn;
-
-struct web__ws_pss {
-  web__ws_conn *conn;
-};
-
 struct web {
   uv_loop_t *loop;
   struct lws_context *ctx; /* set to NULL by lws itself when finally destroyed (pcontext) */
@@ -190,7 +170,7 @@ struct web {
   web__route *routes;
   size_t nroutes, cap_routes;
   web_req *reqs;
-  web__ws_conn *conns;
+  web__ws *ws; /* websocket connections and channels (ws.c) */
   web__cleanup *cleanups;
   int port;
   bool closing;
@@ -238,6 +218,29 @@ static void web__log(const web *w, int level, const char *fmt, ...) {
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   w->log(w->log_ud, level, buf);
+}
+
+void web__logf(const web *w, int level, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  if (!w || !w->log) return;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  w->log(w->log_ud, level, buf);
+}
+
+web__ws *web__get_ws(const web *w) {
+  return w ? w->ws : NULL;
+}
+uv_loop_t *web__get_loop(const web *w) {
+  return w->loop;
+}
+const char *web__get_ws_path(const web *w) {
+  return w->ws_path;
+}
+bool web__is_closing(const web *w) {
+  return !w || w->closing;
 }
 
 static char *web__strndup(const char *s, size_t n) {
@@ -1261,10 +1264,10 @@ static void web__detach(struct web__pss *pss) {
  * An Upgrade request. lws binds fresh connections to the vhost's default protocol (our
  * websocket one), so this arrives at whichever callback that is: both call here.
  */
-static int web__confirm_upgrade(web *w, struct lws *wsi, const char *what) {
+int web__confirm_upgrade(web *w, struct lws *wsi, const char *what) {
   char uri[256];
   if (!what || strcasecmp(what, "websocket")) return -1; /* h2c and friends: not spoken here */
-  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, w->ws_path)) {
+  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || !web__ws_path_ok(w, uri)) {
     if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL)) return -1;
     return 1; /* answered; lws completes the transaction */
   }
@@ -1325,92 +1328,6 @@ static int web__http_cb(struct lws *wsi, enum lws_callback_reasons reason, void 
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* websocket (minimal for now: greets and ignores input)                                       */
-
-static int web__ws_queue(web__ws_conn *c, const char *text, size_t len) {
-  web__ws_msg *m = malloc(sizeof *m + LWS_PRE + len);
-  if (!m) return WEB_ENOMEM;
-  m->next = NULL;
-  m->len = len;
-  memcpy(m->buf + LWS_PRE, text, len);
-  if (c->tail)
-    c->tail->next = m;
-  else
-    c->head = m;
-  c->tail = m;
-  if (c->wsi) lws_callback_on_writable(c->wsi);
-  return WEB_OK;
-}
-
-static void web__ws_conn_free(web__ws_conn *c) {
-  web__ws_msg *m = c->head;
-  while (m) {
-    web__ws_msg *next = m->next;
-    free(m);
-    m = next;
-  }
-  if (c->w) {
-    if (c->prev)
-      c->prev->next = c->next;
-    else
-      c->w->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-  }
-  free(c);
-}
-
-static int web__ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
-  web *w = lws_context_user(lws_get_context(wsi));
-  struct web__ws_pss *pss = user;
-  web__ws_conn *c = pss ? pss->conn : NULL;
-  (void)len;
-
-  if (!w || w->closing)
-    return reason == LWS_CALLBACK_ESTABLISHED || reason == LWS_CALLBACK_SERVER_WRITEABLE ||
-                   reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE
-               ? -1
-               : 0;
-  switch (reason) {
-    case LWS_CALLBACK_ESTABLISHED: {
-      char msg[64];
-      struct timespec ts;
-      int n;
-      if (!pss || !(c = calloc(1, sizeof *c))) return -1;
-      c->w = w;
-      c->wsi = wsi;
-      c->next = w->conns;
-      if (w->conns) w->conns->prev = c;
-      w->conns = c;
-      pss->conn = c;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      n = snprintf(msg, sizeof msg, "time %llu",
-                   (unsigned long long)ts.tv_sec * 1000ull + (unsigned long long)(ts.tv_nsec / 1000000));
-      if (web__ws_queue(c, msg, (size_t)n) || web__ws_queue(c, "protocol 14", 11)) return -1;
-      return 0;
-    }
-    case LWS_CALLBACK_SERVER_WRITEABLE: {
-      web__ws_msg *m;
-      if (!c || !(m = c->head)) return 0;
-      if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len) return -1;
-      c->head = m->next;
-      if (!c->head) c->tail = NULL;
-      free(m);
-      if (c->head) lws_callback_on_writable(wsi);
-      return 0;
-    }
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: return web__confirm_upgrade(w, wsi, in);
-    case LWS_CALLBACK_RECEIVE: return 0; /* commands come with the websocket protocol task */
-    case LWS_CALLBACK_CLOSED:
-      if (c) {
-        pss->conn = NULL;
-        web__ws_conn_free(c);
-      }
-      return 0;
-    default: return 0;
-  }
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* lifecycle                                                                                   */
 
 void web_options_init(web_options *opt) {
@@ -1436,6 +1353,7 @@ static void web__free_mem(web *w) {
   free(w->server_name);
   free(w->ws_path);
   free(w->static_root);
+  web__ws_free(w->ws);
   free(w);
 }
 
@@ -1485,7 +1403,6 @@ static void web__reap(uv_idle_t *h) {
 
 void web_free(web *w) {
   web_req *req;
-  web__ws_conn *c;
 
   if (!w || w->closing) return;
   w->closing = true;
@@ -1505,11 +1422,10 @@ void web_free(web *w) {
     req->pss = NULL;
     if (req->state != WEB__HANDLING && !req->in_handler) web__req_free(req);
   }
-  while ((c = w->conns)) {
-    w->conns = c->next;
-    c->w = NULL;
-    web__ws_conn_free(c);
-  }
+  /* websocket connections: dropped here, without telling the backend (its owner may be
+   * gone already: cleanups ran first); lws closes their sockets with the context */
+  web__ws_free(w->ws);
+  w->ws = NULL;
   if (w->probe_inited) {
     uv_timer_stop(&w->probe);
     w->open_handles++;
@@ -1616,6 +1532,7 @@ int web_new(uv_loop_t *loop, const web_options *opt, web **out) {
   w->ws_path = web__strdup(opt->ws_path ? opt->ws_path : "/socket/websocket");
   rc = WEB_ENOMEM;
   if (!w->server_name || !w->ws_path) goto fail;
+  if ((rc = web__ws_new(w, &w->ws))) goto fail;
   if (opt->static_dir) {
     char real[PATH_MAX];
     struct stat st;
@@ -1633,8 +1550,8 @@ int web_new(uv_loop_t *loop, const web_options *opt, web **out) {
   w->protocols[0].callback = web__http_cb;
   w->protocols[0].per_session_data_size = sizeof(struct web__pss);
   w->protocols[1].name = WEB__WS_PROTOCOL;
-  w->protocols[1].callback = web__ws_cb;
-  w->protocols[1].per_session_data_size = sizeof(struct web__ws_pss);
+  w->protocols[1].callback = web__ws_callback;
+  w->protocols[1].per_session_data_size = web__ws_pss_size();
   w->protocols[1].rx_buffer_size = 4096;
   /* Screeps clients send no Sec-WebSocket-Protocol: make ours the vhost default */
   w->pvo_ws_default.name = "default";

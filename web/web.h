@@ -24,8 +24,8 @@
  *   - chunked request bodies are decoded; the connection is closed after such a request.
  *     A request with a body pipelined behind another one in the same packet is refused by
  *     closing the connection (a libwebsockets 4.1 bug); sequential keep-alive is fine.
- *   - WebSocket upgrade at web_options.ws_path (no Sec-WebSocket-Protocol needed): for now
- *     the server sends "time <epoch ms>" and "protocol 14" and ignores input.
+ *   - WebSocket upgrade at web_options.ws_path (no Sec-WebSocket-Protocol needed), and at
+ *     SockJS session paths beside it: the Screeps websocket protocol (see "websockets" below).
  *   - HTTP/2 (h2c upgrade) is not spoken: such a connection is dropped.
  *   - query parameters such as `shard` that a route does not read are simply ignored.
  *
@@ -241,6 +241,92 @@ typedef struct web_backend {
  * `backend` is copied; `ud` is passed to its functions.
  */
 int web_install_game_api(web *w, const web_backend *backend, void *ud);
+
+/* ---- websockets (ws.c) ---- */
+
+/*
+ * The Screeps websocket protocol (PROTOCOL.md "Websocket"), raw at web_options.ws_path
+ * (default /socket/websocket) and in SockJS framing at <prefix><server>/<session>/websocket
+ * with GET <prefix>info, where <prefix> is ws_path without its final "websocket" (default
+ * /socket/). On connect the server sends "time <epoch ms>" and "protocol 14". Client
+ * commands:
+ *   auth <token>          -> "auth ok <new token>" | "auth failed"   (web_ws_backend.auth)
+ *   subscribe <channel>   -> nothing; frames of the channel follow, if may_subscribe agrees
+ *   unsubscribe <channel>
+ *   gzip on|off           -> frames longer than their compressed form are sent as
+ *                            "gz:" + base64(zlib deflate(frame))
+ * Unknown commands are ignored; websocket pings are answered. A channel is 1..512 bytes
+ * without control characters, spaces, '"' or '\\'. Frames are whatever the server
+ * publishes (by convention the JSON ["<channel>", <payload>]).
+ *
+ * Slow clients: each connection has a queue bounded by web_ws_options (messages, bytes,
+ * plus a budget for all queues together). Past the bound its oldest frames are dropped and
+ * the client receives the text "dropped <N>" before its next frame. A connection that has
+ * written nothing for stall_close_ms while its frames were being dropped is closed.
+ *
+ * Everything runs on the loop thread; backend functions are called on it too.
+ */
+typedef struct web_ws web_ws; /* a websocket connection; borrowed, valid during a callback */
+
+typedef struct web_ws_backend {
+  /* "auth <token>": 0 and *user (non-zero) when the token is good, with the token to give
+   * back in new_token (NUL-terminated; empty: echo the client's token); anything else
+   * answers "auth failed". May be NULL: every auth fails. */
+  int (*auth)(void *ud, const char *token, uint64_t *user, char *new_token, size_t new_token_size);
+  /* May a connection of `user` (0: not authenticated) subscribe to `channel`? Asked on
+   * subscribe, and again for every subscription when the connection's user changes.
+   * NULL: every channel is allowed. */
+  bool (*may_subscribe)(void *ud, uint64_t user, const char *channel);
+  /* c just subscribed to channel (after may_subscribe agreed): e.g. send it a first frame
+   * with web_ws_send(). May be NULL. */
+  void (*subscribed)(void *ud, web_ws *c, uint64_t user, const char *channel);
+  /* A channel got its first subscriber / lost its last one (unsubscribe, close). Not
+   * called from web_free(). May be NULL. */
+  void (*channel_open)(void *ud, const char *channel);
+  void (*channel_close)(void *ud, const char *channel);
+} web_ws_backend;
+
+typedef struct web_ws_options {
+  size_t queue_max_messages; /* frames queued per connection; 0: 1000 */
+  size_t queue_max_bytes;    /* bytes queued per connection; 0: 1 MiB (a single larger frame
+                                is still queued when the queue is empty) */
+  size_t total_max_bytes;    /* bytes of all queued frames (shared frames counted once);
+                                past it, connections with a backlog drop; 0: 256 MiB */
+  unsigned stall_close_ms;   /* 0: 30000 */
+  size_t max_subscriptions;  /* per connection; 0: 200 */
+} web_ws_options;
+
+/* Sets the backend (copied; ud passed to its functions) and options (NULL: defaults).
+ * Call before clients connect. WEB_EINVAL after web_free(). */
+int web_ws_setup(web *w, const web_ws_backend *backend, void *ud, const web_ws_options *opt);
+
+/* Queues `frame` (len bytes, copied once whatever the number of subscribers) for every
+ * subscriber of `channel`. Returns how many connections it was queued for, or WEB_EINVAL. */
+int web_ws_publish(web *w, const char *channel, const char *frame, size_t len);
+/* Queues `frame` for every open connection, subscribed or not. Returns the count. */
+int web_ws_broadcast(web *w, const char *frame, size_t len);
+/* Queues `frame` for one connection (inside a backend callback). WEB_OK, WEB_ENOTCONN
+ * (the connection is being closed), WEB_ENOMEM. */
+int web_ws_send(web_ws *c, const char *frame, size_t len);
+/* The connection's user (0: not authenticated) and numeric peer address. */
+uint64_t web_ws_user(const web_ws *c);
+const char *web_ws_peer(const web_ws *c);
+/* Subscribers of a channel now. */
+size_t web_ws_subscribers(const web *w, const char *channel);
+
+typedef struct web_ws_stats {
+  size_t connections;         /* open now */
+  size_t channels;            /* with at least one subscriber */
+  size_t subscriptions;       /* over all connections */
+  size_t queued_bytes;        /* bytes of frames alive in queues (shared ones once) */
+  uint64_t connections_total; /* since start */
+  uint64_t frames_published;  /* web_ws_publish calls */
+  uint64_t frames_sent;       /* frames written to connections */
+  uint64_t bytes_sent;
+  uint64_t frames_dropped; /* dropped from full queues */
+  uint64_t closed_slow;    /* connections closed for not reading */
+} web_ws_stats;
+void web_ws_get_stats(const web *w, web_ws_stats *out);
 
 #ifdef __cplusplus
 }
