@@ -425,11 +425,11 @@ static void h_register(web_req *req, void *ud) {
   }
 }
 
-static void h_check_username(web_req *req, void *ud) {
-  srv_api *api = ud;
-  const char *name = web_req_query(req, "username");
-  if (!srv_username_is_valid(name)) {
-    api_fail(req, "invalid username");
+/* Whether a username or email is free: {ok:1}, or {error:"exists"}. */
+static void check_available(web_req *req, srv_api *api, const char *value, bool (*valid)(const char *),
+                            const char *invalid_msg, int (*find)(store_txn *, const char *, store_user *)) {
+  if (!valid(value)) {
+    api_fail(req, invalid_msg);
     return;
   }
   store_txn *txn;
@@ -438,7 +438,7 @@ static void h_check_username(web_req *req, void *ud) {
     web_respond_error(req, 500, "database unavailable");
     return;
   }
-  bool taken = store_user_find(txn, name, &u) == STORE_OK;
+  bool taken = find(txn, value, &u) == STORE_OK;
   store_abort(txn);
   if (taken)
     api_fail(req, "exists");
@@ -446,25 +446,13 @@ static void h_check_username(web_req *req, void *ud) {
     api_respond_ok(req, NULL);
 }
 
+static void h_check_username(web_req *req, void *ud) {
+  check_available(req, ud, web_req_query(req, "username"), srv_username_is_valid, "invalid username",
+                  store_user_find);
+}
+
 static void h_check_email(web_req *req, void *ud) {
-  srv_api *api = ud;
-  const char *email = web_req_query(req, "email");
-  if (!srv_email_is_valid(email)) {
-    api_fail(req, "invalid email");
-    return;
-  }
-  store_txn *txn;
-  store_user u;
-  if (store_read_begin(api->s->db, &txn) != STORE_OK) {
-    web_respond_error(req, 500, "database unavailable");
-    return;
-  }
-  bool taken = store_user_find_email(txn, email, &u) == STORE_OK;
-  store_abort(txn);
-  if (taken)
-    api_fail(req, "exists");
-  else
-    api_respond_ok(req, NULL);
+  check_available(req, ud, web_req_query(req, "email"), srv_email_is_valid, "invalid email", store_user_find_email);
 }
 
 static void h_authmod(web_req *req, void *ud) {

@@ -88,6 +88,24 @@ static void *uop_new(size_t size, srv_api *api, web_req *req, const store_user *
   return o;
 }
 
+/* The common start of a POST handler that becomes an op: authenticate, parse the JSON
+ * body, allocate the op. On any failure the request has been answered and NULL is
+ * returned; otherwise *body is the caller's to release. user (may be NULL) gets the
+ * signed-in user's record. */
+static void *uop_begin(srv_api *api, web_req *req, size_t size, void (*release)(uop *), json_t **body,
+                       store_user *user) {
+  store_user local, *u = user ? user : &local;
+  if (!api_authenticate(api, req, u)) return NULL;
+  if (web_parse_json_body(req, body) != WEB_OK) return NULL;
+  uop *o = uop_new(size, api, req, u);
+  if (!o) {
+    json_decref(*body);
+    return NULL;
+  }
+  o->release = release;
+  return o;
+}
+
 static int refuse(uop *o, const char *msg) {
   snprintf(o->err, sizeof o->err, "%s", msg);
   return 1;
@@ -532,16 +550,9 @@ static bool take_branch_name(json_t *body, const char *key, char *out, size_t ca
 
 static void h_clone_branch(web_req *req, void *ud) {
   srv_api *api = ud;
-  store_user u;
-  if (!api_authenticate(api, req, &u)) return;
   json_t *body;
-  if (web_parse_json_body(req, &body) != WEB_OK) return;
-  branch_op *c = uop_new(sizeof *c, api, req, &u);
-  if (!c) {
-    json_decref(body);
-    return;
-  }
-  c->o.release = branch_op_release;
+  branch_op *c = uop_begin(api, req, sizeof *c, branch_op_release, &body, NULL);
+  if (!c) return;
   int rc = 0;
   if (!take_branch_name(body, "newName", c->name, sizeof c->name, true) ||
       !take_branch_name(body, "branch", c->from, sizeof c->from, false))
@@ -575,15 +586,9 @@ static int delete_prepare(srv *s, store_txn *txn, void *ud) {
 
 static void h_delete_branch(web_req *req, void *ud) {
   srv_api *api = ud;
-  store_user u;
-  if (!api_authenticate(api, req, &u)) return;
   json_t *body;
-  if (web_parse_json_body(req, &body) != WEB_OK) return;
-  branch_op *c = uop_new(sizeof *c, api, req, &u);
-  if (!c) {
-    json_decref(body);
-    return;
-  }
+  branch_op *c = uop_begin(api, req, sizeof *c, NULL, &body, NULL);
+  if (!c) return;
   bool ok = take_branch_name(body, "branch", c->name, sizeof c->name, true);
   json_decref(body);
   if (!ok) {
@@ -639,15 +644,9 @@ static int set_active_prepare(srv *s, store_txn *txn, void *ud) {
 
 static void h_set_active_branch(web_req *req, void *ud) {
   srv_api *api = ud;
-  store_user u;
-  if (!api_authenticate(api, req, &u)) return;
   json_t *body;
-  if (web_parse_json_body(req, &body) != WEB_OK) return;
-  branch_op *c = uop_new(sizeof *c, api, req, &u);
-  if (!c) {
-    json_decref(body);
-    return;
-  }
+  branch_op *c = uop_begin(api, req, sizeof *c, NULL, &body, NULL);
+  if (!c) return;
   const char *an = api_jstr(body, "activeName");
   c->flag = !an                          ? 0
             : !strcmp(an, "activeWorld") ? STORE_BRANCH_ACTIVE_WORLD
@@ -774,16 +773,9 @@ static void memory_apply(srv *s, void *ud) {
 
 static void h_memory_post(web_req *req, void *ud) {
   srv_api *api = ud;
-  store_user u;
-  if (!api_authenticate(api, req, &u)) return;
   json_t *body;
-  if (web_parse_json_body(req, &body) != WEB_OK) return;
-  memory_op *m = uop_new(sizeof *m, api, req, &u);
-  if (!m) {
-    json_decref(body);
-    return;
-  }
-  m->o.release = memory_op_release;
+  memory_op *m = uop_begin(api, req, sizeof *m, memory_op_release, &body, NULL);
+  if (!m) return;
   json_t *path = json_object_get(body, "path");
   json_t *value = json_object_get(body, "value");
   int rc = 0;
@@ -885,16 +877,9 @@ static int segment_prepare(srv *s, store_txn *txn, void *ud) {
 
 static void h_segment_post(web_req *req, void *ud) {
   srv_api *api = ud;
-  store_user u;
-  if (!api_authenticate(api, req, &u)) return;
   json_t *body;
-  if (web_parse_json_body(req, &body) != WEB_OK) return;
-  segment_op *g = uop_new(sizeof *g, api, req, &u);
-  if (!g) {
-    json_decref(body);
-    return;
-  }
-  g->o.release = segment_op_release;
+  segment_op *g = uop_begin(api, req, sizeof *g, segment_op_release, &body, NULL);
+  if (!g) return;
   json_t *js = json_object_get(body, "segment"), *jd = json_object_get(body, "data");
   g->id = json_is_integer(js) && json_integer_value(js) >= 0 && json_integer_value(js) < SRV_SEGMENT_IDS
               ? (int)json_integer_value(js)
@@ -951,16 +936,9 @@ static void console_apply(srv *s, void *ud) {
 
 static void h_console(web_req *req, void *ud) {
   srv_api *api = ud;
-  store_user u;
-  if (!api_authenticate(api, req, &u)) return;
   json_t *body;
-  if (web_parse_json_body(req, &body) != WEB_OK) return;
-  console_op *c = uop_new(sizeof *c, api, req, &u);
-  if (!c) {
-    json_decref(body);
-    return;
-  }
-  c->o.release = console_op_release;
+  console_op *c = uop_begin(api, req, sizeof *c, console_op_release, &body, NULL);
+  if (!c) return;
   json_t *je = json_object_get(body, "expression");
   int rc = 0;
   if (!json_is_string(je) || json_string_length(je) == 0) rc = refuse(&c->o, "expression must be a non-empty string");
@@ -1068,16 +1046,10 @@ static void token_check_after(api_job *j) {
 
 static void h_tokens_create(web_req *req, void *ud) {
   srv_api *api = ud;
-  store_user u;
-  if (!api_authenticate(api, req, &u)) return;
   json_t *body;
-  if (web_parse_json_body(req, &body) != WEB_OK) return;
-  token_op *t = uop_new(sizeof *t, api, req, &u);
-  if (!t) {
-    json_decref(body);
-    return;
-  }
-  t->o.release = token_op_release;
+  store_user u;
+  token_op *t = uop_begin(api, req, sizeof *t, token_op_release, &body, &u);
+  if (!t) return;
   const char *pw = api_jstr(body, "password"), *label = api_jstr(body, "label");
   json_t *days = json_object_get(body, "days");
   int rc = 0;
@@ -1134,15 +1106,9 @@ static int revoke_prepare(srv *s, store_txn *txn, void *ud) {
 
 static void h_tokens_revoke(web_req *req, void *ud) {
   srv_api *api = ud;
-  store_user u;
-  if (!api_authenticate(api, req, &u)) return;
   json_t *body;
-  if (web_parse_json_body(req, &body) != WEB_OK) return;
-  revoke_op *r = uop_new(sizeof *r, api, req, &u);
-  if (!r) {
-    json_decref(body);
-    return;
-  }
+  revoke_op *r = uop_begin(api, req, sizeof *r, NULL, &body, NULL);
+  if (!r) return;
   const char *id = api_jstr(body, "_id");
   bool ok = id && strlen(id) == 16;
   if (ok) snprintf(r->id, sizeof r->id, "%s", id);
