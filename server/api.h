@@ -76,8 +76,32 @@ void api_modules_release(api_modules *m);
 /* The string member `key` of a JSON object, or NULL. */
 const char *api_jstr(json_t *o, const char *key);
 
+/* ---- handlers whose change is an op (api_ops.c) ---- */
+/* An op in flight for a request: embed it first in the op's own struct. */
+typedef struct uop uop;
+struct uop {
+  srv_api *api;
+  web_req *req;
+  uint64_t uid;
+  char err[200]; /* the reason of a refusal (prepare returned > 0) */
+  json_t *reply; /* fields added to {"ok":1} */
+  void (*release)(uop *o);
+};
+/* A new op of `size` bytes (a struct starting with uop) for user u; NULL: answered 500. */
+void *api_uop_new(size_t size, srv_api *api, web_req *req, const store_user *u);
+/* Authenticate, parse the JSON body, allocate: NULL when the request was answered;
+ * otherwise *body is the caller's to release; user (may be NULL) gets the user. */
+void *api_uop_begin(srv_api *api, web_req *req, size_t size, void (*release)(uop *), json_t **body,
+                    store_user *user);
+/* Queues the op; the answer goes out when it is done (or now, if it cannot be queued). */
+void api_uop_submit(uop *o, srv_op_prepare_fn prepare, srv_op_apply_fn apply);
+void api_uop_free(uop *o);
+/* Sets the refusal message and returns 1 (prepare's "refused"). */
+int api_uop_refuse(uop *o, const char *msg);
+
 /* Route installers. */
 int api_auth_install(srv_api *api);
 int api_user_install(srv_api *api);
+int api_world_install(srv_api *api);
 
 #endif

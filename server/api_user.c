@@ -37,80 +37,6 @@
 
 /* ------------------------------------------------------------------ op plumbing */
 
-typedef struct uop uop;
-struct uop {
-  srv_api *api;
-  web_req *req;
-  uint64_t uid;
-  char err[200];
-  json_t *reply; /* fields added to {"ok":1} */
-  void (*release)(uop *o);
-};
-
-static void uop_free(uop *o) {
-  json_decref(o->reply);
-  if (o->release) o->release(o);
-  free(o);
-}
-
-static void uop_done(srv *s, int status, void *ud) {
-  (void)s;
-  uop *o = ud;
-  if (status == 0) {
-    api_respond_ok(o->req, o->reply);
-    o->reply = NULL;
-  } else if (status > 0) {
-    api_fail(o->req, o->err);
-  } else {
-    api_op_failed(o->req, status);
-  }
-  uop_free(o);
-}
-
-static void uop_submit(uop *o, srv_op_prepare_fn prepare, srv_op_apply_fn apply) {
-  int rc = srv_op_submit(o->api->s, prepare, apply, uop_done, o);
-  if (rc != 0) {
-    api_op_failed(o->req, rc);
-    uop_free(o);
-  }
-}
-
-/* A new op of `size` bytes (a struct starting with uop) for the authenticated user. */
-static void *uop_new(size_t size, srv_api *api, web_req *req, const store_user *u) {
-  uop *o = calloc(1, size);
-  if (!o) {
-    web_respond_error(req, 500, "out of memory");
-    return NULL;
-  }
-  o->api = api;
-  o->req = req;
-  o->uid = u->id;
-  return o;
-}
-
-/* The common start of a POST handler that becomes an op: authenticate, parse the JSON
- * body, allocate the op. On any failure the request has been answered and NULL is
- * returned; otherwise *body is the caller's to release. user (may be NULL) gets the
- * signed-in user's record. */
-static void *uop_begin(srv_api *api, web_req *req, size_t size, void (*release)(uop *), json_t **body,
-                       store_user *user) {
-  store_user local, *u = user ? user : &local;
-  if (!api_authenticate(api, req, u)) return NULL;
-  if (web_parse_json_body(req, body) != WEB_OK) return NULL;
-  uop *o = uop_new(size, api, req, u);
-  if (!o) {
-    json_decref(*body);
-    return NULL;
-  }
-  o->release = release;
-  return o;
-}
-
-static int refuse(uop *o, const char *msg) {
-  snprintf(o->err, sizeof o->err, "%s", msg);
-  return 1;
-}
-
 /* ------------------------------------------------------------------ branches */
 
 typedef struct find_flag {
@@ -323,7 +249,7 @@ static int code_prepare(srv *s, store_txn *txn, void *ud) {
   code_op *c = ud;
   store_branch b;
   int rc = resolve_branch(txn, c->o.uid, c->sel, &b);
-  if (rc == STORE_NOTFOUND) return refuse(&c->o, "branch does not exist");
+  if (rc == STORE_NOTFOUND) return api_uop_refuse(&c->o, "branch does not exist");
   if (rc != STORE_OK) return rc;
   if ((rc = write_modules(txn, c->o.uid, b.name, c->mods.m, c->mods.n)) != STORE_OK) return rc;
   c->timestamp = srv_now_ms();
@@ -360,12 +286,12 @@ static void code_basic_after(api_job *j) {
   code_op *c = (code_op *)((char *)j - offsetof(code_op, job));
   if (!c->basic_ok) {
     api_unauthorized(c->o.req);
-    uop_free(&c->o);
+    api_uop_free(&c->o);
     return;
   }
   c->o.uid = c->user.id;
   api_rotate_token(c->o.api, c->o.req, &c->user);
-  uop_submit(&c->o, code_prepare, code_apply);
+  api_uop_submit(&c->o, code_prepare, code_apply);
 }
 
 static void h_code_post(web_req *req, void *ud) {
@@ -386,7 +312,7 @@ static void h_code_post(web_req *req, void *ud) {
     sodium_memzero(pass, sizeof pass);
     return;
   }
-  code_op *c = uop_new(sizeof *c, api, req, &u);
+  code_op *c = api_uop_new(sizeof *c, api, req, &u);
   if (!c) {
     json_decref(body);
     sodium_memzero(pass, sizeof pass);
@@ -396,20 +322,20 @@ static void h_code_post(web_req *req, void *ud) {
   json_t *jb = json_object_get(body, "branch");
   const char *sel = json_is_string(jb) ? json_string_value(jb) : "";
   int rc = 0;
-  if (!json_is_null(jb) && jb && !json_is_string(jb)) rc = refuse(&c->o, "invalid branch name");
-  if (!rc && strlen(sel) >= sizeof c->sel) rc = refuse(&c->o, "branch does not exist");
+  if (!json_is_null(jb) && jb && !json_is_string(jb)) rc = api_uop_refuse(&c->o, "invalid branch name");
+  if (!rc && strlen(sel) >= sizeof c->sel) rc = api_uop_refuse(&c->o, "branch does not exist");
   if (!rc) snprintf(c->sel, sizeof c->sel, "%s", sel);
   if (!rc && api_modules_parse(json_object_get(body, "modules"), &c->mods, c->o.err, sizeof c->o.err) != 0) rc = 1;
   c->hash = json_incref(json_object_get(body, "_hash"));
   json_decref(body);
   if (rc) {
     api_fail(req, c->o.err);
-    uop_free(&c->o);
+    api_uop_free(&c->o);
     sodium_memzero(pass, sizeof pass);
     return;
   }
   if (!basic) {
-    uop_submit(&c->o, code_prepare, code_apply);
+    api_uop_submit(&c->o, code_prepare, code_apply);
     return;
   }
   snprintf(c->login, sizeof c->login, "%s", login);
@@ -417,7 +343,7 @@ static void h_code_post(web_req *req, void *ud) {
   sodium_memzero(pass, sizeof pass);
   if (api_queue_work(api, req, &c->job, code_basic_work, code_basic_after) != 0) {
     web_respond_error(req, 500, "cannot queue the work");
-    uop_free(&c->o);
+    api_uop_free(&c->o);
   }
 }
 
@@ -482,7 +408,7 @@ static int clone_prepare(srv *s, store_txn *txn, void *ud) {
   if (!exists) {
     size_t n = 0;
     if ((rc = store_branch_iter(txn, c->o.uid, count_branch, &n)) != STORE_OK) return rc;
-    if (n >= SRV_BRANCHES_MAX) return refuse(&c->o, "too many branches");
+    if (n >= SRV_BRANCHES_MAX) return api_uop_refuse(&c->o, "too many branches");
     memset(&target, 0, sizeof target);
     snprintf(target.name, sizeof target.name, "%s", c->name);
   }
@@ -491,7 +417,7 @@ static int clone_prepare(srv *s, store_txn *txn, void *ud) {
   size_t n_mods = c->mods.n;
   if (c->from[0]) {
     rc = store_branch_get(txn, c->o.uid, c->from, &src);
-    if (rc == STORE_NOTFOUND) return refuse(&c->o, "branch does not exist");
+    if (rc == STORE_NOTFOUND) return api_uop_refuse(&c->o, "branch does not exist");
     if (rc != STORE_OK) return rc;
     /* Copies first: pointers into the map do not survive the writes below. */
     rc = store_code_iter_branch(txn, c->o.uid, c->from, copy_module, &mc);
@@ -551,23 +477,23 @@ static bool take_branch_name(json_t *body, const char *key, char *out, size_t ca
 static void h_clone_branch(web_req *req, void *ud) {
   srv_api *api = ud;
   json_t *body;
-  branch_op *c = uop_begin(api, req, sizeof *c, branch_op_release, &body, NULL);
+  branch_op *c = api_uop_begin(api, req, sizeof *c, branch_op_release, &body, NULL);
   if (!c) return;
   int rc = 0;
   if (!take_branch_name(body, "newName", c->name, sizeof c->name, true) ||
       !take_branch_name(body, "branch", c->from, sizeof c->from, false))
-    rc = refuse(&c->o, "invalid branch name");
+    rc = api_uop_refuse(&c->o, "invalid branch name");
   json_t *dm = json_object_get(body, "defaultModules");
   if (!rc && !c->from[0] && dm && !json_is_null(dm) && api_modules_parse(dm, &c->mods, c->o.err, sizeof c->o.err) != 0)
     rc = 1;
   json_decref(body);
   if (rc) {
     api_fail(req, c->o.err);
-    uop_free(&c->o);
+    api_uop_free(&c->o);
     return;
   }
   c->flag = 0;
-  uop_submit(&c->o, clone_prepare, reload_apply);
+  api_uop_submit(&c->o, clone_prepare, reload_apply);
 }
 
 static int delete_prepare(srv *s, store_txn *txn, void *ud) {
@@ -575,10 +501,10 @@ static int delete_prepare(srv *s, store_txn *txn, void *ud) {
   branch_op *c = ud;
   store_branch b;
   int rc = store_branch_get(txn, c->o.uid, c->name, &b);
-  if (rc == STORE_NOTFOUND) return refuse(&c->o, "branch does not exist");
+  if (rc == STORE_NOTFOUND) return api_uop_refuse(&c->o, "branch does not exist");
   if (rc != STORE_OK) return rc;
   if (b.flags & (STORE_BRANCH_ACTIVE_WORLD | STORE_BRANCH_ACTIVE_SIM))
-    return refuse(&c->o, "cannot delete an active branch");
+    return api_uop_refuse(&c->o, "cannot delete an active branch");
   if ((rc = store_branch_delete(txn, c->o.uid, c->name)) != STORE_OK) return rc;
   c->o.reply = json_pack("{s:I}", "timestamp", (json_int_t)srv_now_ms());
   return 0;
@@ -587,16 +513,16 @@ static int delete_prepare(srv *s, store_txn *txn, void *ud) {
 static void h_delete_branch(web_req *req, void *ud) {
   srv_api *api = ud;
   json_t *body;
-  branch_op *c = uop_begin(api, req, sizeof *c, NULL, &body, NULL);
+  branch_op *c = api_uop_begin(api, req, sizeof *c, NULL, &body, NULL);
   if (!c) return;
   bool ok = take_branch_name(body, "branch", c->name, sizeof c->name, true);
   json_decref(body);
   if (!ok) {
     api_fail(req, "invalid branch name");
-    uop_free(&c->o);
+    api_uop_free(&c->o);
     return;
   }
-  uop_submit(&c->o, delete_prepare, NULL);
+  api_uop_submit(&c->o, delete_prepare, NULL);
 }
 
 typedef struct flag_ctx {
@@ -619,7 +545,7 @@ static int set_active_prepare(srv *s, store_txn *txn, void *ud) {
   for (size_t i = 0; i < f->n; i++) found = found || !strcmp(f->list[i].name, c->name);
   if (rc == STORE_OK && !found) {
     free(f);
-    return refuse(&c->o, "no branch");
+    return api_uop_refuse(&c->o, "no branch");
   }
   for (size_t i = 0; rc == STORE_OK && i < f->n; i++) {
     uint32_t flags = f->list[i].flags & ~c->flag;
@@ -645,7 +571,7 @@ static int set_active_prepare(srv *s, store_txn *txn, void *ud) {
 static void h_set_active_branch(web_req *req, void *ud) {
   srv_api *api = ud;
   json_t *body;
-  branch_op *c = uop_begin(api, req, sizeof *c, NULL, &body, NULL);
+  branch_op *c = api_uop_begin(api, req, sizeof *c, NULL, &body, NULL);
   if (!c) return;
   const char *an = api_jstr(body, "activeName");
   c->flag = !an                          ? 0
@@ -656,10 +582,10 @@ static void h_set_active_branch(web_req *req, void *ud) {
   json_decref(body);
   if (!ok) {
     api_fail(req, "invalid params");
-    uop_free(&c->o);
+    api_uop_free(&c->o);
     return;
   }
-  uop_submit(&c->o, set_active_prepare, reload_apply);
+  api_uop_submit(&c->o, set_active_prepare, reload_apply);
 }
 
 /* ------------------------------------------------------------------ Memory */
@@ -743,7 +669,7 @@ static void memory_op_release(uop *o) {
 static int memory_prepare(srv *s, store_txn *txn, void *ud) {
   memory_op *m = ud;
   srv_player *p = srv_player_find(s, m->o.uid);
-  if (!p) return refuse(&m->o, "no such player");
+  if (!p) return api_uop_refuse(&m->o, "no such player");
   json_t *root = p->memory ? srv_memory_parse(p->memory, p->memory_len) : NULL;
   if (!root || !json_is_object(root)) {
     json_decref(root);
@@ -757,7 +683,7 @@ static int memory_prepare(srv *s, store_txn *txn, void *ud) {
   json_decref(root);
   if (!m->new_mem) return STORE_NOMEM;
   if (srv_utf16_length(m->new_mem, m->new_len) > SRV_MEMORY_MAX)
-    return refuse(&m->o, "Memory size would exceed the 2 MB limit");
+    return api_uop_refuse(&m->o, "Memory size would exceed the 2 MB limit");
   return store_memory_put(txn, m->o.uid, m->new_mem, m->new_len);
 }
 
@@ -774,27 +700,27 @@ static void memory_apply(srv *s, void *ud) {
 static void h_memory_post(web_req *req, void *ud) {
   srv_api *api = ud;
   json_t *body;
-  memory_op *m = uop_begin(api, req, sizeof *m, memory_op_release, &body, NULL);
+  memory_op *m = api_uop_begin(api, req, sizeof *m, memory_op_release, &body, NULL);
   if (!m) return;
   json_t *path = json_object_get(body, "path");
   json_t *value = json_object_get(body, "value");
   int rc = 0;
-  if (path && !json_is_null(path) && !json_is_string(path)) rc = refuse(&m->o, "invalid path");
-  if (!rc && json_is_string(path) && !(m->path = strdup(json_string_value(path)))) rc = refuse(&m->o, "out of memory");
+  if (path && !json_is_null(path) && !json_is_string(path)) rc = api_uop_refuse(&m->o, "invalid path");
+  if (!rc && json_is_string(path) && !(m->path = strdup(json_string_value(path)))) rc = api_uop_refuse(&m->o, "out of memory");
   if (!rc && value) {
     size_t len;
     char *text = srv_memory_dump(value, &len);
-    if (!text || srv_utf16_length(text, len) > SRV_MEMORY_VALUE_MAX) rc = refuse(&m->o, "memory size is too large");
+    if (!text || srv_utf16_length(text, len) > SRV_MEMORY_VALUE_MAX) rc = api_uop_refuse(&m->o, "memory size is too large");
     free(text);
     m->value = json_incref(value);
   }
   json_decref(body);
   if (rc) {
     api_fail(req, m->o.err);
-    uop_free(&m->o);
+    api_uop_free(&m->o);
     return;
   }
-  uop_submit(&m->o, memory_prepare, memory_apply);
+  api_uop_submit(&m->o, memory_prepare, memory_apply);
 }
 
 /* ------------------------------------------------------------------ segments */
@@ -878,7 +804,7 @@ static int segment_prepare(srv *s, store_txn *txn, void *ud) {
 static void h_segment_post(web_req *req, void *ud) {
   srv_api *api = ud;
   json_t *body;
-  segment_op *g = uop_begin(api, req, sizeof *g, segment_op_release, &body, NULL);
+  segment_op *g = api_uop_begin(api, req, sizeof *g, segment_op_release, &body, NULL);
   if (!g) return;
   json_t *js = json_object_get(body, "segment"), *jd = json_object_get(body, "data");
   g->id = json_is_integer(js) && json_integer_value(js) >= 0 && json_integer_value(js) < SRV_SEGMENT_IDS
@@ -886,24 +812,24 @@ static void h_segment_post(web_req *req, void *ud) {
           : json_is_string(js) ? segment_id_text(json_string_value(js), json_string_length(js))
                                : -1;
   int rc = 0;
-  if (g->id < 0) rc = refuse(&g->o, "invalid segment ID");
-  if (!rc && !json_is_string(jd)) rc = refuse(&g->o, "data must be a string");
+  if (g->id < 0) rc = api_uop_refuse(&g->o, "invalid segment ID");
+  if (!rc && !json_is_string(jd)) rc = api_uop_refuse(&g->o, "data must be a string");
   if (!rc && srv_utf16_length(json_string_value(jd), json_string_length(jd)) > SRV_SEGMENT_MAX)
-    rc = refuse(&g->o, "length limit exceeded");
+    rc = api_uop_refuse(&g->o, "length limit exceeded");
   if (!rc) {
     g->len = json_string_length(jd);
     if (!(g->data = malloc(g->len + 1)))
-      rc = refuse(&g->o, "out of memory");
+      rc = api_uop_refuse(&g->o, "out of memory");
     else
       memcpy(g->data, json_string_value(jd), g->len + 1);
   }
   json_decref(body);
   if (rc) {
     api_fail(req, g->o.err);
-    uop_free(&g->o);
+    api_uop_free(&g->o);
     return;
   }
-  uop_submit(&g->o, segment_prepare, NULL);
+  api_uop_submit(&g->o, segment_prepare, NULL);
 }
 
 /* ------------------------------------------------------------------ console */
@@ -921,9 +847,9 @@ static void console_op_release(uop *o) {
 static int console_prepare(srv *s, store_txn *txn, void *ud) {
   console_op *c = ud;
   srv_player *p = srv_player_find(s, c->o.uid);
-  if (!p) return refuse(&c->o, "no such player");
+  if (!p) return api_uop_refuse(&c->o, "no such player");
   if (p->n_cmds >= SRV_CONSOLE_QUEUE_MAX)
-    return refuse(&c->o, "too many console commands are waiting for the next tick");
+    return api_uop_refuse(&c->o, "too many console commands are waiting for the next tick");
   return store_console_push(txn, c->o.uid, c->expr, strlen(c->expr), &c->seq);
 }
 
@@ -937,22 +863,22 @@ static void console_apply(srv *s, void *ud) {
 static void h_console(web_req *req, void *ud) {
   srv_api *api = ud;
   json_t *body;
-  console_op *c = uop_begin(api, req, sizeof *c, console_op_release, &body, NULL);
+  console_op *c = api_uop_begin(api, req, sizeof *c, console_op_release, &body, NULL);
   if (!c) return;
   json_t *je = json_object_get(body, "expression");
   int rc = 0;
-  if (!json_is_string(je) || json_string_length(je) == 0) rc = refuse(&c->o, "expression must be a non-empty string");
-  if (!rc && memchr(json_string_value(je), '\0', json_string_length(je))) rc = refuse(&c->o, "invalid expression");
+  if (!json_is_string(je) || json_string_length(je) == 0) rc = api_uop_refuse(&c->o, "expression must be a non-empty string");
+  if (!rc && memchr(json_string_value(je), '\0', json_string_length(je))) rc = api_uop_refuse(&c->o, "invalid expression");
   if (!rc && srv_utf16_length(json_string_value(je), json_string_length(je)) > SRV_CONSOLE_EXPR_MAX)
-    rc = refuse(&c->o, "expression size is too large");
-  if (!rc && !(c->expr = strdup(json_string_value(je)))) rc = refuse(&c->o, "out of memory");
+    rc = api_uop_refuse(&c->o, "expression size is too large");
+  if (!rc && !(c->expr = strdup(json_string_value(je)))) rc = api_uop_refuse(&c->o, "out of memory");
   json_decref(body);
   if (rc) {
     api_fail(req, c->o.err);
-    uop_free(&c->o);
+    api_uop_free(&c->o);
     return;
   }
-  uop_submit(&c->o, console_prepare, console_apply);
+  api_uop_submit(&c->o, console_prepare, console_apply);
 }
 
 /* ------------------------------------------------------------------ long-lived tokens */
@@ -1032,32 +958,32 @@ static void token_check_after(api_job *j) {
   token_op *t = (token_op *)((char *)j - offsetof(token_op, job));
   if (!t->ok) {
     api_fail(t->o.req, "wrong password");
-    uop_free(&t->o);
+    api_uop_free(&t->o);
     return;
   }
   if (srv_token_long_new(t->o.uid, t->token, t->hash) != 0) {
     web_respond_error(t->o.req, 500, "cannot make a token");
-    uop_free(&t->o);
+    api_uop_free(&t->o);
     return;
   }
   token_id(t->hash, t->id);
-  uop_submit(&t->o, token_prepare, NULL);
+  api_uop_submit(&t->o, token_prepare, NULL);
 }
 
 static void h_tokens_create(web_req *req, void *ud) {
   srv_api *api = ud;
   json_t *body;
   store_user u;
-  token_op *t = uop_begin(api, req, sizeof *t, token_op_release, &body, &u);
+  token_op *t = api_uop_begin(api, req, sizeof *t, token_op_release, &body, &u);
   if (!t) return;
   const char *pw = api_jstr(body, "password"), *label = api_jstr(body, "label");
   json_t *days = json_object_get(body, "days");
   int rc = 0;
-  if (!pw || strlen(pw) > SRV_PASSWORD_MAX) rc = refuse(&t->o, "password required (the account's password)");
-  if (!rc && label && strlen(label) >= sizeof t->rec.label) rc = refuse(&t->o, "label too long (at most 63 bytes)");
+  if (!pw || strlen(pw) > SRV_PASSWORD_MAX) rc = api_uop_refuse(&t->o, "password required (the account's password)");
+  if (!rc && label && strlen(label) >= sizeof t->rec.label) rc = api_uop_refuse(&t->o, "label too long (at most 63 bytes)");
   if (!rc && days && !json_is_null(days) &&
       (!json_is_integer(days) || json_integer_value(days) < 1 || json_integer_value(days) > 3650))
-    rc = refuse(&t->o, "days must be a whole number from 1 to 3650");
+    rc = api_uop_refuse(&t->o, "days must be a whole number from 1 to 3650");
   if (!rc) {
     snprintf(t->password, sizeof t->password, "%s", pw);
     snprintf(t->username, sizeof t->username, "%s", u.username);
@@ -1068,12 +994,12 @@ static void h_tokens_create(web_req *req, void *ud) {
   json_decref(body);
   if (rc) {
     api_fail(req, t->o.err);
-    uop_free(&t->o);
+    api_uop_free(&t->o);
     return;
   }
   if (api_queue_work(api, req, &t->job, token_check_work, token_check_after) != 0) {
     web_respond_error(req, 500, "cannot queue the work");
-    uop_free(&t->o);
+    api_uop_free(&t->o);
   }
 }
 
@@ -1100,14 +1026,14 @@ static int revoke_prepare(srv *s, store_txn *txn, void *ud) {
   revoke_op *r = ud;
   int rc = store_token_iter(txn, r->o.uid, match_token, r);
   if (rc < 0) return rc;
-  if (!r->found) return refuse(&r->o, "token not found");
+  if (!r->found) return api_uop_refuse(&r->o, "token not found");
   return store_token_delete(txn, r->o.uid, r->hash);
 }
 
 static void h_tokens_revoke(web_req *req, void *ud) {
   srv_api *api = ud;
   json_t *body;
-  revoke_op *r = uop_begin(api, req, sizeof *r, NULL, &body, NULL);
+  revoke_op *r = api_uop_begin(api, req, sizeof *r, NULL, &body, NULL);
   if (!r) return;
   const char *id = api_jstr(body, "_id");
   bool ok = id && strlen(id) == 16;
@@ -1115,10 +1041,10 @@ static void h_tokens_revoke(web_req *req, void *ud) {
   json_decref(body);
   if (!ok) {
     api_fail(req, "token not found");
-    uop_free(&r->o);
+    api_uop_free(&r->o);
     return;
   }
-  uop_submit(&r->o, revoke_prepare, NULL);
+  api_uop_submit(&r->o, revoke_prepare, NULL);
 }
 
 /* ------------------------------------------------------------------ install */
@@ -1151,5 +1077,6 @@ int srv_api_install(srv *s, web *w, uv_loop_t *loop) {
   api = (srv_api){s, loop, w};
   int rc = api_auth_install(&api);
   if (!rc) rc = api_user_install(&api);
+  if (!rc) rc = api_world_install(&api);
   return rc;
 }

@@ -54,6 +54,11 @@ static void usage(FILE *f) {
           "                     frames are dropped (default 1024)\n"
           "  --ws-stall-s S     websocket: close a connection that has read nothing for S\n"
           "                     seconds while its frames were being dropped (default 30)\n"
+          "  --world-size N     rooms a side of the world generated for a new data directory\n"
+          "                     (default 3: W1N1..W3N3; at most 64)\n"
+          "  --world-seed N     seed of that world's terrain (default 1)\n"
+          "  --no-auto-spawn    new users get no room until POST /api/game/place-spawn\n"
+          "                     (default: the server gives each a free room and Spawn1)\n"
           "  --no-demo          do not seed the two demo players into a new data directory\n"
           "  --quiet            do not echo players' console output\n"
           "  --stats-every N    print a tick summary every N ticks (default 10; 0 = never)\n"
@@ -80,6 +85,9 @@ static void defaults(srv_config *c) {
   snprintf(c->admin_bind, sizeof c->admin_bind, "127.0.0.1");
   c->admin_port = -1; /* --port + 1 */
   c->admin = true;
+  c->world_size = 3;
+  c->world_seed = 1;
+  c->auto_spawn = true;
 }
 
 static int parse_int(const char *key, const char *v, long lo, long hi, long *out, const char *where) {
@@ -128,6 +136,9 @@ static int apply(srv_config *c, const char *key, const char *v, const char *wher
   if (!strcmp(key, "max-ticks"))
     return parse_int(key, v, 0, LONG_MAX, &n, where) ? -1 : (c->max_ticks = (uint64_t)n, 0);
   if (!strcmp(key, "stats-every")) return parse_int(key, v, 0, 1000000, &n, where) ? -1 : (c->stats_every = (int)n, 0);
+  if (!strcmp(key, "world-size")) return parse_int(key, v, 1, SIM_DW_MAX_ROOMS_SIDE, &n, where) ? -1 : (c->world_size = (int)n, 0);
+  if (!strcmp(key, "world-seed"))
+    return parse_int(key, v, 0, LONG_MAX, &n, where) ? -1 : (c->world_seed = (uint64_t)n, 0);
   if (!strcmp(key, "token-ttl")) return parse_int(key, v, 5, 30 * 86400, &n, where) ? -1 : (c->token_ttl_s = (int)n, 0);
   if (!strcmp(key, "registration")) {
     if (!strcmp(v, "open") || !strcmp(v, "closed")) {
@@ -141,7 +152,8 @@ static int apply(srv_config *c, const char *key, const char *v, const char *wher
   bool on = !strcmp(v, "") || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on");
   bool off = !strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off");
   if (!strcmp(key, "no-demo") || !strcmp(key, "quiet") || !strcmp(key, "nosync") || !strcmp(key, "demo") ||
-      !strcmp(key, "admin-remote") || !strcmp(key, "no-admin") || !strcmp(key, "admin") || !strcmp(key, "paused")) {
+      !strcmp(key, "admin-remote") || !strcmp(key, "no-admin") || !strcmp(key, "admin") || !strcmp(key, "paused") ||
+      !strcmp(key, "no-auto-spawn") || !strcmp(key, "auto-spawn")) {
     if (!on && !off) {
       fprintf(stderr, "isoworld: %s%s'%s' for %s: expected true or false\n", where ? where : "", where ? ": " : "", v,
               key);
@@ -155,6 +167,8 @@ static int apply(srv_config *c, const char *key, const char *v, const char *wher
     if (!strcmp(key, "no-admin")) c->admin = !on;
     if (!strcmp(key, "admin")) c->admin = on;
     if (!strcmp(key, "paused")) c->paused = on;
+    if (!strcmp(key, "no-auto-spawn")) c->auto_spawn = !on;
+    if (!strcmp(key, "auto-spawn")) c->auto_spawn = on;
     return 0;
   }
   fprintf(stderr, "isoworld: %s%sunknown option '%s' (see --help)\n", where ? where : "", where ? ": " : "", key);
@@ -219,7 +233,10 @@ int srv_config_load(srv_config *c, int argc, char **argv) {
     O_ADMIN_REMOTE,
     O_NO_ADMIN,
     O_PAUSED,
-    O_BACKUP_DIR
+    O_BACKUP_DIR,
+    O_WORLD_SIZE,
+    O_WORLD_SEED,
+    O_NO_AUTO_SPAWN
   };
   static struct option opts[] = {{"config", required_argument, 0, O_CONFIG},
                                  {"data-dir", required_argument, 0, 'd'},
@@ -247,6 +264,9 @@ int srv_config_load(srv_config *c, int argc, char **argv) {
                                  {"backup-dir", required_argument, 0, O_BACKUP_DIR},
                                  {"no-admin", no_argument, 0, O_NO_ADMIN},
                                  {"paused", no_argument, 0, O_PAUSED},
+                                 {"world-size", required_argument, 0, O_WORLD_SIZE},
+                                 {"world-seed", required_argument, 0, O_WORLD_SEED},
+                                 {"no-auto-spawn", no_argument, 0, O_NO_AUTO_SPAWN},
                                  {"version", no_argument, 0, O_VERSION},
                                  {"help", no_argument, 0, 'h'},
                                  {0, 0, 0, 0}};

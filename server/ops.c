@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 struct srv_op {
+  bool query; /* runs without a txn (srv_query_submit) */
   srv_op_prepare_fn prepare;
   srv_op_apply_fn apply;
   srv_op_done_fn done;
@@ -54,11 +55,12 @@ int srv_ops_init(srv *s, uv_loop_t *loop) {
   return 0;
 }
 
-int srv_op_submit(srv *s, srv_op_prepare_fn prepare, srv_op_apply_fn apply, srv_op_done_fn done, void *ud) {
+static int submit(srv *s, bool query, srv_op_prepare_fn prepare, srv_op_apply_fn apply, srv_op_done_fn done,
+                  void *ud) {
   if (!prepare || !done) return -1;
   srv_op *op = calloc(1, sizeof *op);
   if (!op) return -1;
-  *op = (srv_op){prepare, apply, done, ud, 0, NULL};
+  *op = (srv_op){query, prepare, apply, done, ud, 0, NULL};
   pthread_mutex_lock(&s->mu);
   if (s->ops_closed || s->stop) {
     pthread_mutex_unlock(&s->mu);
@@ -73,6 +75,14 @@ int srv_op_submit(srv *s, srv_op_prepare_fn prepare, srv_op_apply_fn apply, srv_
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
   return 0;
+}
+
+int srv_op_submit(srv *s, srv_op_prepare_fn prepare, srv_op_apply_fn apply, srv_op_done_fn done, void *ud) {
+  return submit(s, false, prepare, apply, done, ud);
+}
+
+int srv_query_submit(srv *s, srv_op_prepare_fn run, srv_op_done_fn done, void *ud) {
+  return submit(s, true, run, NULL, done, ud);
 }
 
 static void push_done(srv *s, srv_op *op) {
@@ -94,6 +104,13 @@ bool srv_ops_run_pending(srv *s) {
   if (!op) return false;
   while (op) {
     srv_op *next = op->next;
+    if (op->query) {
+      /* A read of the tick thread's state (the world): no txn, nothing to commit. */
+      op->status = op->prepare(s, NULL, op->ud);
+      push_done(s, op);
+      op = next;
+      continue;
+    }
     store_txn *txn = NULL;
     int rc = store_write_begin(s->db, &txn);
     if (rc == STORE_OK) {
@@ -108,6 +125,12 @@ bool srv_ops_run_pending(srv *s) {
       char msg[STORE_ERRMSG_MAX];
       srv_log("a change could not be committed: %s (%s)", store_strerror(rc), store_errmsg(s->db, msg, sizeof msg));
     }
+    /* The world in RAM follows the store: what an op changed in it is kept only if its
+     * txn committed (world.c). */
+    if (rc == 0)
+      srv_world_committed(s);
+    else
+      srv_world_rollback(s);
     if (rc == 0 && op->apply) op->apply(s, op->ud);
     op->status = rc;
     push_done(s, op);

@@ -222,7 +222,19 @@ int srv_user_create(srv *s, store_txn *txn, store_user *u, const sbx_module *mod
   if ((rc = store_code_set_stamp(txn, u->id, (uint64_t)now)) != STORE_OK) return rc;
   if ((rc = store_memory_put(txn, u->id, "{}", 2)) != STORE_OK) return rc;
   store_cpu c = {u->cpu_limit, SIM_BUCKET_START, 0, 0};
-  return store_cpu_put(txn, u->id, &c);
+  if ((rc = store_cpu_put(txn, u->id, &c)) != STORE_OK) return rc;
+  /* A room and Spawn1 in the world, unless players choose with /api/game/place-spawn. */
+  if (s->world && s->cfg.auto_spawn) {
+    char room[16];
+    int w = srv_world_join(s, txn, u->id, u->username, NULL, 0, 0, NULL, room);
+    if (w == SIM_OK)
+      srv_log("world: %s placed in %s", u->username, room);
+    else if (w == SIM_NOROOM)
+      srv_log("world: no free room for %s (isoworld-admin world generate makes more)", u->username);
+    else
+      return w == SIM_NOMEM ? STORE_NOMEM : STORE_INVALID;
+  }
+  return STORE_OK;
 }
 
 /* ------------------------------------------------------------------ schema-1 users */

@@ -49,13 +49,29 @@ typedef struct pub_user {
   char **paths;
 } pub_user;
 
-/* A set of listened-to users, sorted by uid. The loop thread's own copy is mutable; the
- * tick thread gets immutable snapshots. */
+/* A room somebody listens to (room:<NAME>). gen grows with every new subscriber, who
+ * needs a full snapshot: the tick thread sends one when it sees gen change. */
+typedef struct pub_room {
+  char name[16];
+  uint64_t gen;
+} pub_room;
+
+/* A set of listened-to users, sorted by uid, and rooms. The loop thread's own copy is
+ * mutable; the tick thread gets immutable snapshots. */
 typedef struct pub_subs {
   atomic_int refs;
   size_t n, cap;
   pub_user *u;
+  size_t n_rooms, cap_rooms;
+  pub_room *rooms;
 } pub_subs;
+
+/* Tick thread: the feed of one room (what its subscribers last got). */
+typedef struct room_feed {
+  char name[16];
+  uint64_t gen;
+  sim_feed *feed;
+} room_feed;
 
 /* A frame waiting for the loop thread. channel NULL: to every connection. */
 typedef struct pub_frame {
@@ -81,6 +97,8 @@ struct srv_pub {
   /* tick thread */
   struct mem_cache *cache;
   size_t n_cache;
+  room_feed *feeds;
+  size_t n_feeds;
 };
 
 static void subs_clear(pub_subs *ss) {
@@ -91,6 +109,9 @@ static void subs_clear(pub_subs *ss) {
   free(ss->u);
   ss->u = NULL;
   ss->n = ss->cap = 0;
+  free(ss->rooms);
+  ss->rooms = NULL;
+  ss->n_rooms = ss->cap_rooms = 0;
 }
 
 static void subs_unref(pub_subs *ss) {
@@ -172,6 +193,14 @@ static void snapshot(srv_pub *pub) {
       }
     }
   }
+  if (ok && pub->master.n_rooms) {
+    ss->rooms = malloc(pub->master.n_rooms * sizeof *ss->rooms);
+    ok = ss->rooms != NULL;
+    if (ok) {
+      memcpy(ss->rooms, pub->master.rooms, pub->master.n_rooms * sizeof *ss->rooms);
+      ss->n_rooms = ss->cap_rooms = pub->master.n_rooms;
+    }
+  }
   if (!ok) {
     if (ss) subs_clear(ss);
     free(ss);
@@ -234,7 +263,7 @@ static bool be_may_subscribe(void *ud, uint64_t user, const char *channel) {
   const char *rest, *path;
   uint64_t id;
   if (!strcmp(channel, "server-message")) return true;
-  if (!strncmp(channel, "room:", 5)) return channel[5] != '\0';
+  if (!strncmp(channel, "room:", 5)) return channel[5] != '\0' && strlen(channel + 5) < sizeof(((pub_room *)0)->name);
   if (!(id = parse_user_channel(channel, &rest))) return false;
   /* stricter than vanilla: every user channel needs a socket of that very user */
   if (!user || id != user || !*rest) return false;
@@ -252,8 +281,36 @@ static int cpu_frame(char *buf, size_t cap, uint64_t uid, int64_t used, size_t m
   return snprintf(buf, cap, "[\"user:%" PRIu64 "/cpu\",{\"cpu\":%" PRId64 ",\"memory\":%zu}]", uid, used, memory);
 }
 
+/* Loop thread: the master's entry for a room, created if `create`. */
+static pub_room *master_room(srv_pub *pub, const char *name, bool create) {
+  pub_subs *m = &pub->master;
+  for (size_t i = 0; i < m->n_rooms; i++)
+    if (!strcmp(m->rooms[i].name, name)) return &m->rooms[i];
+  if (!create || strlen(name) >= sizeof m->rooms[0].name) return NULL;
+  if (m->n_rooms == m->cap_rooms) {
+    size_t cap = m->cap_rooms ? m->cap_rooms * 2 : 8;
+    pub_room *r = realloc(m->rooms, cap * sizeof *r);
+    if (!r) return NULL;
+    m->rooms = r;
+    m->cap_rooms = cap;
+  }
+  pub_room *r = &m->rooms[m->n_rooms++];
+  memset(r, 0, sizeof *r);
+  snprintf(r->name, sizeof r->name, "%s", name);
+  return r;
+}
+
 static void be_subscribed(void *ud, web_ws *c, uint64_t user, const char *channel) {
   srv_pub *pub = ud;
+  if (!strncmp(channel, "room:", 5)) {
+    /* a new subscriber of a room: the next tick sends the room's full snapshot */
+    pub_room *r = master_room(pub, channel + 5, true);
+    if (r) {
+      r->gen++;
+      snapshot(pub);
+    }
+    return;
+  }
   const char *rest;
   uint64_t id = parse_user_channel(channel, &rest);
   if (!id || id != user || strcmp(rest, "cpu")) return;
@@ -273,6 +330,17 @@ static void be_subscribed(void *ud, web_ws *c, uint64_t user, const char *channe
 
 static void channel_change(srv_pub *pub, const char *channel, bool open) {
   const char *rest, *path;
+  if (!strncmp(channel, "room:", 5)) {
+    if (open) {
+      master_room(pub, channel + 5, true);
+    } else {
+      pub_room *r = master_room(pub, channel + 5, false);
+      pub_subs *m = &pub->master;
+      if (r) *r = m->rooms[--m->n_rooms];
+    }
+    snapshot(pub);
+    return;
+  }
   uint64_t id = parse_user_channel(channel, &rest);
   unsigned flag;
   if (!id) return;
@@ -718,12 +786,17 @@ srv_pub_tick *srv_publish_begin(srv *s, uint64_t time) {
   if (!pub) return NULL;
   pthread_mutex_lock(&pub->mu);
   pub_subs *ss = pub->snap;
-  if (ss && ss->n)
+  if (ss && (ss->n || ss->n_rooms))
     atomic_fetch_add(&ss->refs, 1);
   else
     ss = NULL;
   pthread_mutex_unlock(&pub->mu);
-  if (!ss) return NULL; /* nobody listens to any player: the tick costs nothing more */
+  if (!ss) {
+    /* nobody listens to any player or room: the tick costs nothing more */
+    for (size_t i = 0; i < pub->n_feeds; i++) sim_feed_free(pub->feeds[i].feed);
+    pub->n_feeds = 0;
+    return NULL;
+  }
   srv_pub_tick *t = calloc(1, sizeof *t);
   if (!t) {
     subs_unref(ss);
@@ -751,6 +824,63 @@ void srv_publish_run(srv_pub_tick *t, const srv_player *p, const sbx_tick_out *o
     tick_add(t, channel, &b);
   }
   if (e->n_paths) memory_frames(t, p->id, e, p);
+}
+
+/* room:<NAME>: a full snapshot for a room with a new subscriber, else the diff since the
+ * last tick (every tick: subscribers see gameTime advance). Feeds of rooms nobody listens
+ * to any more are dropped. */
+void srv_publish_rooms(srv_pub_tick *t, const sim_world *w) {
+  if (!t || !w) return;
+  srv_pub *pub = t->pub;
+  const pub_subs *ss = t->subs;
+  /* drop feeds nobody listens to */
+  for (size_t i = 0; i < pub->n_feeds;) {
+    bool listened = false;
+    for (size_t k = 0; k < ss->n_rooms && !listened; k++) listened = !strcmp(ss->rooms[k].name, pub->feeds[i].name);
+    if (listened) {
+      i++;
+      continue;
+    }
+    sim_feed_free(pub->feeds[i].feed);
+    pub->feeds[i] = pub->feeds[--pub->n_feeds];
+  }
+  for (size_t k = 0; k < ss->n_rooms; k++) {
+    const pub_room *r = &ss->rooms[k];
+    size_t room;
+    if (sim_world_room_index(w, r->name, &room) != SIM_OK) continue;
+    room_feed *f = NULL;
+    for (size_t i = 0; i < pub->n_feeds && !f; i++)
+      if (!strcmp(pub->feeds[i].name, r->name)) f = &pub->feeds[i];
+    if (!f) {
+      room_feed *nf = realloc(pub->feeds, (pub->n_feeds + 1) * sizeof *nf);
+      if (!nf) continue;
+      pub->feeds = nf;
+      f = &pub->feeds[pub->n_feeds];
+      memset(f, 0, sizeof *f);
+      if (sim_feed_new(&f->feed) != SIM_OK) continue;
+      snprintf(f->name, sizeof f->name, "%s", r->name);
+      pub->n_feeds++;
+    }
+    sim_buf payload;
+    sim_buf_init(&payload);
+    int rc;
+    if (f->gen != r->gen) {
+      rc = sim_feed_snapshot(f->feed, w, room, &payload);
+      f->gen = r->gen;
+    } else {
+      rc = sim_feed_diff(f->feed, w, room, &payload, NULL);
+    }
+    if (rc == SIM_OK) {
+      char channel[32];
+      snprintf(channel, sizeof channel, "room:%s", r->name);
+      sbuf b = {0};
+      frame_open(&b, channel);
+      sb_put(&b, payload.data, payload.len);
+      sb_puts(&b, "]");
+      tick_add(t, channel, &b);
+    }
+    sim_buf_release(&payload);
+  }
 }
 
 void srv_publish_end(srv *s, srv_pub_tick *t) {
@@ -844,6 +974,8 @@ static void pub_closed(uv_handle_t *h) {
   subs_clear(&pub->master);
   for (size_t i = 0; i < pub->n_cache; i++) mem_cache_clear(&pub->cache[i]);
   free(pub->cache);
+  for (size_t i = 0; i < pub->n_feeds; i++) sim_feed_free(pub->feeds[i].feed);
+  free(pub->feeds);
   pthread_mutex_destroy(&pub->mu);
   free(pub);
 }

@@ -1,7 +1,8 @@
 /*
  * seed.c — two demo players for a new data directory, so that a first `make run` shows
- * a world that ticks: their code logs every tick, keeps a count in Memory and shows the
- * persistent global at work. `--no-demo` leaves a new data directory empty.
+ * a world that ticks: alice's code logs every tick, keeps a count in Memory and shows
+ * the persistent global at work; bob runs a starter bot in the world (creeps harvest,
+ * fill the spawn, upgrade the controller: watch his room on the page). `--no-demo` leaves a new data directory empty.
  *
  * They have no password, so nobody can sign in as them: they are there to be watched.
  */
@@ -22,24 +23,8 @@ static const char ALICE_MAIN[] =
     "              `bucket ${Game.cpu.bucket}`);\n"
     "};\n";
 
-static const char BOB_MAIN[] =
-    "// Demo player: two modules; finds the next prime every tick and remembers it.\n"
-    "const primes = require('lib.primes');\n"
-    "module.exports.loop = function () {\n"
-    "  const last = Memory.lastPrime || 1;\n"
-    "  Memory.lastPrime = primes.next(last);\n"
-    "  Memory.found = (Memory.found || 0) + 1;\n"
-    "  if (Game.time % 5 === 0) console.log(`prime #${Memory.found} is ${Memory.lastPrime}`);\n"
-    "};\n";
-
-static const char BOB_PRIMES[] =
-    "module.exports.next = function (n) {\n"
-    "  for (let c = n + 1; ; c++) {\n"
-    "    let prime = c > 1;\n"
-    "    for (let d = 2; d * d <= c; d++) if (c % d === 0) { prime = false; break; }\n"
-    "    if (prime) return c;\n"
-    "  }\n"
-    "};\n";
+/* Demo player bob: the starter bot of server/demo/ (harvesters, upgraders, a builder). */
+extern const char srv_demo_main[], srv_demo_role_harvester[], srv_demo_role_upgrader[], srv_demo_role_builder[];
 
 static int put_user(srv *s, store_txn *txn, const char *name, const char *const *mods, const char *const *srcs,
                     size_t n) {
@@ -53,8 +38,9 @@ static int put_user(srv *s, store_txn *txn, const char *name, const char *const 
 
 int srv_seed_demo(srv *s, store_txn *txn) {
   const char *am[] = {"main"}, *as[] = {ALICE_MAIN};
-  const char *bm[] = {"main", "lib.primes"}, *bs[] = {BOB_MAIN, BOB_PRIMES};
+  const char *bm[] = {"main", "role.harvester", "role.upgrader", "role.builder"};
+  const char *bs[] = {srv_demo_main, srv_demo_role_harvester, srv_demo_role_upgrader, srv_demo_role_builder};
   int rc = put_user(s, txn, "alice", am, as, 1);
-  if (rc == STORE_OK) rc = put_user(s, txn, "bob", bm, bs, 2);
+  if (rc == STORE_OK) rc = put_user(s, txn, "bob", bm, bs, 4);
   return rc;
 }

@@ -57,6 +57,10 @@ typedef struct srv_config {
   bool paused;       /* start with time paused */
   /* backups only under this directory ("": anywhere; with admin_remote <data-dir>/backups) */
   char backup_dir[1024];
+  /* the world (world.c) */
+  int world_size;      /* rooms a side of a world generated for a new data directory (3) */
+  uint64_t world_seed; /* its seed (default 1) */
+  bool auto_spawn;     /* a new user gets a room and Spawn1 at once (default true) */
 } srv_config;
 
 /* Fills defaults, reads --config FILE if given, then the other flags (which win).
@@ -148,6 +152,10 @@ int srv_ops_init(srv *s, uv_loop_t *loop);
 /* Loop thread: queues an op. 0, or SRV_OP_STOPPED (the tick thread has stopped: no
  * callback will be made) or -1 (out of memory). */
 int srv_op_submit(srv *s, srv_op_prepare_fn prepare, srv_op_apply_fn apply, srv_op_done_fn done, void *ud);
+/* Loop thread: queues a query — run(s, NULL, ud) on the tick thread between ticks, with
+ * no txn (reads of what only the tick thread may touch: the world), then done(s, status,
+ * ud) on the loop thread. Same returns as srv_op_submit. */
+int srv_query_submit(srv *s, srv_op_prepare_fn run, srv_op_done_fn done, void *ud);
 /* Loop thread, after the tick thread has stopped: completes every op (done callbacks
  * with their status, or SRV_OP_STOPPED) and closes the handle. */
 void srv_ops_close(srv *s);
@@ -200,6 +208,8 @@ struct srv {
   pthread_cond_t hold_cv;   /* signalled when `held` becomes true */
   atomic_int pub_tick_ms;   /* cfg.tick_ms, for the loop thread */
   struct srv_admin *admin;  /* the admin API's state, NULL without one */
+  struct srv_world *world;  /* the game world (world.c), tick thread only */
+  atomic_size_t pub_rooms;  /* rooms in the world, for the loop thread */
   store_dir_lock *dir_lock; /* held from srv_admin_lock_data_dir to exit */
 };
 
@@ -211,6 +221,42 @@ int srv_start_ticking(srv *s);
 void srv_stop_ticking(srv *s);
 void srv_close(srv *s);
 
+/* ------------------------------------------------------------------ the world */
+/*
+ * world.c — the game world in RAM (tick thread only), a write-through copy of its records
+ * in the store. Ops that change it do so in their prepare and save it into their txn;
+ * ops.c calls srv_world_committed after each successful commit and srv_world_rollback
+ * after a failed or refused one (a world changed but not committed is reloaded).
+ */
+typedef struct srv_world srv_world;
+/* In srv_open's write txn: loads the world, or generates one for a store without. 0/-1. */
+int srv_world_open(srv *s, store_txn *txn);
+void srv_world_free(srv *s);
+/* The player API library (for the runtime), the world (tick thread; NULL: none), its size. */
+const sbx_library *srv_world_library(const srv *s);
+const sim_world *srv_world_get(const srv *s);
+uint32_t srv_world_size(const srv *s);
+void srv_world_committed(srv *s);
+int srv_world_rollback(srv *s);
+/* Changes, each saving what changed into txn. Return a sim_status. join: room NULL lets
+ * the game choose (x, y ignored), spawn_name NULL is "Spawn1"; room_out (16 bytes) gets
+ * the room. */
+int srv_world_join(srv *s, store_txn *txn, uint64_t id, const char *username, const char *room, int x, int y,
+                   const char *spawn_name, char *room_out);
+int srv_world_leave(srv *s, store_txn *txn, uint64_t id);
+/* A new world of side x side rooms from seed replaces the old one (players lose their
+ * rooms). err gets a one-line reason on failure. */
+int srv_world_replace(srv *s, store_txn *txn, int side, uint64_t seed, char *err, size_t errcap);
+/* The tick (tick.c): views of the rooms the n players see; a job's lib_data (views is a
+ * malloc'd array of borrowed blobs the caller frees after the run); intents; save into the
+ * tick's txn; end (committed: the save is on disk). */
+int srv_world_begin_tick(srv *s, const uint64_t *players, size_t n);
+int srv_world_run_data(srv *s, uint64_t id, sim_run *run, const char *username, sbx_blob ***views, size_t *n_views,
+                       sbx_lib_data *out);
+char *srv_world_take_intents(srv *s, sbx_vm *vm, size_t *len);
+int srv_world_apply(srv *s, uint64_t time, sim_intents *batches, size_t n);
+int srv_world_save(srv *s, store_txn *txn);
+void srv_world_end_tick(srv *s, bool committed);
 /* Demo players for a new data directory (seed.c). */
 int srv_seed_demo(srv *s, store_txn *txn);
 
@@ -287,6 +333,9 @@ void srv_publish_close(srv *s);
  * players skipped this tick (p->skipped_tick == time). */
 srv_pub_tick *srv_publish_begin(srv *s, uint64_t time);
 void srv_publish_run(srv_pub_tick *t, const srv_player *p, const sbx_tick_out *out);
+/* room:<NAME> frames of the rooms somebody listens to (a snapshot for new subscribers,
+ * else the diff of this tick), from the world as committed. Between begin and end. */
+void srv_publish_rooms(srv_pub_tick *t, const sim_world *w);
 void srv_publish_end(srv *s, srv_pub_tick *t);
 /* Tick thread, after an upload's commit: user:<id>/code with these modules (names as
  * players write them). hash: the upload's _hash (borrowed; may be NULL). */

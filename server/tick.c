@@ -103,12 +103,6 @@ int srv_open(srv *s) {
             s->db ? store_errmsg(s->db, msg, sizeof msg) : store_strerror(rc));
     return -1;
   }
-  char *err = NULL;
-  if (sbx_runtime_new(NULL, &s->rt, &err) != SBX_OK) {
-    srv_log("cannot build the player prelude snapshot: %s", err ? err : "?");
-    free(err);
-    return -1;
-  }
   /* Seed a new data directory (no tick ever committed, no user). */
   store_txn *txn;
   if ((rc = store_read_begin(s->db, &txn)) != STORE_OK) goto db_error;
@@ -123,6 +117,11 @@ int srv_open(srv *s) {
   if ((rc = store_write_begin(s->db, &txn)) != STORE_OK) goto db_error;
   rc = load_token_key(s, txn);
   if (rc == STORE_OK) rc = srv_players_fixup(s, txn);
+  s->game_time = t;
+  if (rc == STORE_OK && srv_world_open(s, txn) != 0) {
+    store_abort(txn);
+    return -1;
+  }
   bool seed = users == 0 && t == 0 && s->cfg.demo;
   if (rc == STORE_OK && seed) rc = srv_seed_demo(s, txn);
   if (rc != STORE_OK) {
@@ -130,7 +129,16 @@ int srv_open(srv *s) {
     goto db_error;
   }
   if ((rc = store_commit(txn)) != STORE_OK) goto db_error;
+  srv_world_committed(s);
   if (seed) srv_log("new data directory %s: seeded two demo players", s->cfg.data_dir);
+  /* The players' runtime: the player prelude and the world's API in one snapshot. */
+  char *err = NULL;
+  const sbx_library *libs[2] = {sbx_player_library(), srv_world_library(s)};
+  if (sbx_runtime_new_libs(libs, 2, &s->rt, &err) != SBX_OK) {
+    srv_log("cannot build the player API snapshot: %s", err ? err : "?");
+    free(err);
+    return -1;
+  }
   if ((rc = store_read_begin(s->db, &txn)) != STORE_OK) goto db_error;
   rc = store_get_game_time(txn, &s->game_time);
   if (rc == STORE_OK) rc = load_players(s, txn);
@@ -185,11 +193,20 @@ typedef struct tick_job {
   size_t n_cmds;
   uint64_t cmds_upto;                        /* sequence number of the last of them */
   sbx_segment segs[SBX_SEGMENTS_ACTIVE_MAX]; /* borrowed from the segment read txn */
+  /* the world's part: views in (blobs borrowed from world.c), intents out */
+  sim_run run;
+  sbx_lib_data lib_data;
+  sbx_blob **views;
+  size_t n_views;
+  char *intents;
+  size_t intents_len;
 } tick_job;
 
 typedef struct tick_scratch {
   sbx_job *jobs;
   tick_job *tj;
+  uint64_t *ids;
+  sim_intents *batches;
   size_t cap;
 } tick_scratch;
 
@@ -203,6 +220,12 @@ static int scratch_reserve(tick_scratch *sc, size_t n) {
   tick_job *t = realloc(sc->tj, cap * sizeof *t);
   if (!t) return -1;
   sc->tj = t;
+  uint64_t *ids = realloc(sc->ids, cap * sizeof *ids);
+  if (!ids) return -1;
+  sc->ids = ids;
+  sim_intents *b = realloc(sc->batches, cap * sizeof *b);
+  if (!b) return -1;
+  sc->batches = b;
   sc->cap = cap;
   return 0;
 }
@@ -210,6 +233,8 @@ static int scratch_reserve(tick_scratch *sc, size_t n) {
 static void scratch_release(tick_scratch *sc) {
   free(sc->jobs);
   free(sc->tj);
+  free(sc->ids);
+  free(sc->batches);
   memset(sc, 0, sizeof *sc);
 }
 
@@ -273,6 +298,17 @@ static int run_tick(srv *s, tick_scratch *sc, tick_stats *st) {
     if (j->in.n_segments) j->in.segments = tj->segs;
     n++;
   }
+  /* The world: each visible room's view built once, shared by the players who see it. */
+  for (size_t k = 0; k < n; k++) sc->ids[k] = sc->tj[k].p->id;
+  if (srv_world_begin_tick(s, sc->ids, n) != 0) srv_log("tick %" PRIu64 ": out of memory building views", T);
+  for (size_t k = 0; k < n; k++) {
+    tick_job *tj = &sc->tj[k];
+    if (srv_world_run_data(s, tj->p->id, &tj->run, tj->p->name, &tj->views, &tj->n_views, &tj->lib_data) == 0 &&
+        tj->lib_data.lib) {
+      sc->jobs[k].in.lib_data = &tj->lib_data;
+      sc->jobs[k].in.n_lib_data = 1;
+    }
+  }
   sbx_pool_run(s->pool, sc->jobs, n);
   store_abort(seg_txn);
   uint64_t t1 = mono_us();
@@ -295,10 +331,34 @@ static int run_tick(srv *s, tick_scratch *sc, tick_stats *st) {
     }
     st->ran++;
     if (o->status != SBX_OK) st->failed++;
+    tick_job *tj = &sc->tj[k];
+    free(tj->views);
+    tj->views = NULL;
+    /* A run the pool gave up on may still be inside V8: its intents are not taken. */
+    if (o->status != SBX_ABANDONED && o->status != SBX_BUSY)
+      tj->intents = srv_world_take_intents(s, sc->jobs[k].vm, &tj->intents_len);
+    sc->batches[k] = (sim_intents){.player = p->id, .data = tj->intents ? tj->intents : "", .len = tj->intents_len};
+  }
+  /* The simulation: every intent checked again and applied, in an order of its own. */
+  int wrc = srv_world_apply(s, T, sc->batches, n);
+  for (size_t k = 0; k < n; k++) {
+    free(sc->tj[k].intents);
+    sc->tj[k].intents = NULL;
+  }
+  if (wrc != 0) {
+    srv_log("tick %" PRIu64 ": the world could not be updated; stopping with the world as of tick %" PRIu64, T,
+            s->game_time);
+    for (size_t k = 0; k < n; k++) {
+      sbx_tick_out_release(&sc->jobs[k].out);
+      free(sc->tj[k].cmds);
+    }
+    srv_world_end_tick(s, false);
+    return -1;
   }
   store_txn *txn;
   int rc = store_write_begin(s->db, &txn);
   if (rc == STORE_OK) rc = store_set_game_time(txn, T);
+  if (rc == STORE_OK) rc = srv_world_save(s, txn);
   for (size_t i = 0; rc == STORE_OK && i < s->n_players; i++) {
     srv_player *p = s->players[i];
     if (!p->has_code) continue;
@@ -333,8 +393,10 @@ static int run_tick(srv *s, tick_scratch *sc, tick_stats *st) {
       sbx_tick_out_release(&sc->jobs[k].out);
       free(sc->tj[k].cmds);
     }
+    srv_world_end_tick(s, false);
     return -1;
   }
+  srv_world_end_tick(s, true);
   for (size_t i = 0; i < s->n_players; i++) s->players[i]->memory_dirty = false;
   s->game_time = T;
   for (size_t k = 0; k < n; k++) {
@@ -359,6 +421,7 @@ static int run_tick(srv *s, tick_scratch *sc, tick_stats *st) {
     sbx_tick_out_release(&sc->jobs[k].out);
     free(sc->tj[k].cmds);
   }
+  srv_publish_rooms(pub, srv_world_get(s));
   srv_publish_end(s, pub);
 
   st->total_us = mono_us() - t0;
@@ -449,6 +512,7 @@ void srv_close(srv *s) {
   s->n_players = 0;
   sbx_runtime_free(s->rt);
   s->rt = NULL;
+  srv_world_free(s);
   store_close(s->db);
   s->db = NULL;
   sodium_memzero(s->token_key, sizeof s->token_key);

@@ -153,6 +153,7 @@ typedef struct sim_world_options {
   uint64_t seed;   /* everything random in the world derives from it */
   uint32_t width;  /* rooms across; 0 = game default (default world: 1) */
   uint32_t height; /* rooms down; 0 = game default (default world: 1) */
+  uint64_t time;   /* the game time it starts at (a server's current time); 0 for a new server */
 } sim_world_options;
 
 /* One stored record of a world: a key (NUL-terminated, 1..255 bytes) and its bytes. The
@@ -308,8 +309,18 @@ struct sim_game {
   /* Host functions the game's JS calls (e.g. the path finder); may be empty. */
   const sim_host_fn_def *host_fns;
   size_t n_host_fns;
-  /* The JS of the player API, in the order the prelude evaluates them (optional: NULL
-   * when the sources are shipped as files, as the default world's are for now). */
+  /* The JS of the player API: classic scripts, evaluated in this order with globalThis as
+   * their global when the startup snapshot is built (sim_library_new), after the
+   * sandbox's player prelude (console, require, Memory, Game.cpu). They define the
+   * game's globals and leave one hidden, non-enumerable global, the factory
+   *   __isoworld_world(host) -> { begin(Game, time, user, views, info), end() }
+   * which the library takes (and deletes) before any player code exists, and calls once
+   * per new global with `host` holding the host functions above. Every tick, after Game
+   * is made and before the player's loop: begin(Game, Game.time, {id: "<user id>",
+   * username}, [view text of each visible room], {worldSize}); after the loop and the
+   * console commands (also after a loop that ran out of CPU): end() returns the tick's
+   * intents as text in the game's wire format ("" for none). A global `_` becomes what
+   * require('lodash') answers. */
   const char *const *js_sources;
   size_t n_js_sources;
 };
@@ -389,6 +400,40 @@ int sim_feed_snapshot(sim_feed *f, const sim_world *w, size_t room, sim_buf *out
 int sim_feed_diff(sim_feed *f, const sim_world *w, size_t room, sim_buf *out, bool *changed);
 /* /api/game/room-objects: appends {"ok":1,"objects":[{...},...],"users":{...}}. */
 int sim_room_objects_api(const sim_world *w, size_t room, sim_buf *out);
+
+/* ================================================================== the player API in the sandbox */
+
+/* A game's player API as a sandbox library (sandbox.h): its js_sources and the generic glue
+ * (sim/library.js) in the snapshot, its host functions bound under `host`, and the tick's
+ * hand-over — views in, intents out. The server builds the runtime of every player from
+ * the player prelude (sbx_player_library()) followed by this library.
+ *
+ * Per run, the server passes what the player's tick needs as the library's sbx_lib_data
+ * (sim_library_run_data): the world (read-only during the run; host functions read it from
+ * the worker threads), the player, and one blob per room the player sees, holding that
+ * room's view (sim_views, built once per room and shared by every player who sees it).
+ * After the run, sim_library_take_intents gives the intents it handed over. */
+struct sbx_library;
+struct sbx_vm;
+struct sbx_blob;
+struct sbx_lib_data;
+
+typedef struct sim_run {
+  const sim_world *world; /* must stay unchanged until the run ends */
+  uint64_t player;
+  const char *username;   /* borrowed until the run ends */
+  uint32_t world_size;    /* Game.map.getWorldSize() */
+} sim_run;
+
+/* The library of game g (freed with sbx_library_free, after the runtimes built from it). */
+int sim_library_new(const sim_game *g, struct sbx_library **out);
+/* Fills *out, the per-run data of a tick of lib: run and views are borrowed until the run
+ * ends (the blobs are referenced by the run). */
+void sim_library_run_data(const struct sbx_library *lib, const sim_run *run, struct sbx_blob *const *views,
+                          size_t n_views, struct sbx_lib_data *out);
+/* The intents the vm's last run handed over (malloc'd, NUL-terminated, ownership to the
+ * caller; *len its length), or NULL when there are none. Call between runs. */
+char *sim_library_take_intents(const struct sbx_library *lib, struct sbx_vm *vm, size_t *len);
 
 /* ================================================================== the default world */
 

@@ -8,7 +8,7 @@
  *
  * Needs `node` (ISOWORLD_NODE, else PATH) and lodash 3.10.1 (npm install lodash@3.10.1;
  * ISOWORLD_NODE_MODULES names the node_modules folder holding it, by default
- * tests/e2e/node_modules). Skipped without them. */
+ * sim/js/node_modules, where tools/bootstrap.sh installs it). Skipped without them. */
 #include "test_world_util.h"
 
 #include <errno.h>
@@ -144,8 +144,8 @@ static bool prepare(child *c, const char *scenario) {
   const char *modules = getenv("ISOWORLD_NODE_MODULES");
   const char *src = getenv("ISOWORLD_SOURCE_DIR");
   static char e2e_modules[1024];
-  if (!modules && src) { /* where tools/bootstrap.sh --e2e installs the npm packages */
-    snprintf(e2e_modules, sizeof e2e_modules, "%s/tests/e2e/node_modules", src);
+  if (!modules && src) { /* where tools/bootstrap.sh installs lodash for the player API */
+    snprintf(e2e_modules, sizeof e2e_modules, "%s/sim/js/node_modules", src);
     modules = e2e_modules;
   }
   if (!src || !have_node_and_lodash(node, modules)) {

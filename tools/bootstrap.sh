@@ -11,7 +11,8 @@
 # Usage: tools/bootstrap.sh [--e2e] [--browser]
 #   --e2e      also install the npm packages the end-to-end tests drive the server with
 #   --browser  also install Debian's chromium for the browser test
-# Always: the browser page's editor component (web/client/package.json, from the npm
+# Always: lodash for the player API (sim/js/package.json, into sim/js/node_modules), and
+# the browser page's editor component (web/client/package.json, from the npm
 # registry, into web/client/node_modules; the build copies it next to the page). Without
 # npm the page still works, with a plain text area.
 set -euo pipefail
@@ -87,6 +88,14 @@ npm_install() { # dir
     else npm install --no-audit --no-fund --loglevel=error; fi ) || return 1
   echo "$sum" > "$stamp"
 }
+
+# The default world's player API embeds lodash 3.10.1 (the global `_` of Screeps players)
+# into the startup snapshot: required to build.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: npm (with Node.js) is needed to fetch lodash for the player API" >&2
+  exit 1
+fi
+npm_install "$root/sim/js"
 
 # The page's editor component (CodeMirror 5). Optional: without it the page has a text area.
 if [ -f "$root/web/client/package.json" ]; then

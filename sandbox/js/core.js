@@ -74,6 +74,12 @@
     entry: 'main',
     // What a tick runs after the begin hooks (set by the game library).
     tickBody: null,
+    // Called with each tick's new Game before the player's loop (a game library fills in
+    // its world: Game.creeps, Game.rooms...).
+    gameHooks: [],
+    // Modules other libraries provide (name -> exports), for require() names the
+    // player's own modules do not have (e.g. 'lodash').
+    modules: { __proto__: null },
     // Fires due timers (set by the timers library).
     fireTimers: null,
     // What the host can call (sbx_vm_call): `return {...}` of run code, module.exports of
@@ -100,10 +106,11 @@
   const libs = []; // { name, attach: [fn], begin: [fn], end: [fn] }
   let begins = [];
   let ends = [];
+  let salvages = [];
 
   function define(name, body) {
     if (arguments.length === 0) { delete g.__isoworld_define; return; }
-    const rec = { name, attach: [], begin: [], end: [] };
+    const rec = { name, attach: [], begin: [], end: [], salvage: [] };
     apply(push, libs, [rec]);
     if (typeof body !== 'function') return;
     const lib = {
@@ -111,6 +118,10 @@
       onAttach(fn) { apply(push, rec.attach, [fn]); },
       onRunBegin(fn) { apply(push, rec.begin, [fn]); },
       onRunEnd(fn) { apply(push, rec.end, [fn]); },
+      // After a tick whose loop ran out of CPU or wall time (and that called requestEnd):
+      // a short budget of its own to pass on what the run produced so far (a game's
+      // intents). Memory is not saved after a timeout; these hooks are for the rest.
+      onRunSalvage(fn) { apply(push, rec.salvage, [fn]); },
       // Ask for the end hooks to run at the end of this tick.
       requestEnd() { io[4] = 1; },
       // Per-tick state: compare with this (io[6], +1 per tick) to reset it lazily.
@@ -136,6 +147,10 @@
   // End of a tick, only when io[4] was set: the end hooks.
   function end() {
     for (let i = 0; i < ends.length; i++) ends[i]();
+  }
+  // After a timed-out tick (the host gives it a budget of its own): the salvage hooks.
+  function salvage() {
+    for (let i = 0; i < salvages.length; i++) salvages[i]();
   }
   // Keys of the exports that are functions: what the host may call.
   function callables() {
@@ -221,17 +236,19 @@
       host = hosts[0];
       io = new Float64ArrayCtor(buffer);
       core.io = io;
-      const b = [], e = [];
+      const b = [], e = [], sv = [];
       for (let i = 0; i < libs.length; i++) {
         const rec = libs[i];
         for (let k = 0; k < rec.attach.length; k++) rec.attach[k](hosts[i + 1], configs[i + 1], io);
         for (let k = 0; k < rec.begin.length; k++) apply(push, b, [rec.begin[k]]);
         for (let k = 0; k < rec.end.length; k++) apply(push, e, [rec.end[k]]);
+        for (let k = 0; k < rec.salvage.length; k++) apply(push, sv, [rec.salvage[k]]);
       }
       begins = b;
       ends = e;
+      salvages = sv;
       const t = b.length ? tick : core.tickBody !== null ? core.tickBody : noTick;
-      return { tick: t, end, run, entry, call, timers, report: core.report };
+      return { tick: t, end, salvage, run, entry, call, timers, report: core.report };
     },
   });
 })();

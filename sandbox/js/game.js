@@ -48,8 +48,11 @@ const report = (e) => core.report(e);
 // the run failed.
 function tick() {
   cpuLimit = io[1]; tickLimit = io[2]; bucket = io[3];
-  g.Game = new GameObject(io[0], new Cpu(cpuLimit, tickLimit, bucket));
+  const game = new GameObject(io[0], new Cpu(cpuLimit, tickLimit, bucket));
+  g.Game = game;
+  const hooks = core.gameHooks;
   try {
+    for (let i = 0; i < hooks.length; i++) hooks[i](game);
     if (mainExports === null) {
       mainExports = core.require(core.entry);
       core.exports = mainExports;

@@ -24,7 +24,11 @@ function require(name) {
   let m = apply(mapGet, cache, [n]);
   if (m !== undefined) return m.exports;
   const fn = host.compile(n);
-  if (fn === undefined) throw new ErrorCtor("Unknown module '" + n + "'");
+  if (fn === undefined) {
+    const provided = core.modules[n];
+    if (provided !== undefined) return provided;
+    throw new ErrorCtor("Unknown module '" + n + "'");
+  }
   if (typeof fn !== 'function') {
     m = { id: n, exports: fn, loaded: true };
     apply(mapSet, cache, [n, m]);

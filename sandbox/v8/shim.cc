@@ -125,7 +125,7 @@ struct sbx__iso {
   v8::StartupData blob{};
   v8::Global<v8::Context> context;
   // the core's entry points (core.js, __isoworld_attach)
-  v8::Global<v8::Function> fn_tick, fn_end, fn_run, fn_entry, fn_call, fn_timers;
+  v8::Global<v8::Function> fn_tick, fn_end, fn_salvage, fn_run, fn_entry, fn_call, fn_timers;
   std::shared_ptr<v8::BackingStore> io_store;  // the core's `io` Float64Array
   double *io = nullptr;
   std::atomic<int> kill_reason{0};  // also the deadline flag of host functions
@@ -1035,6 +1035,7 @@ bool NewGlobal(sbx__iso *iso, sbx__run *run, char **error) {
   v8::HandleScope hs(isolate);
   iso->fn_tick.Reset();
   iso->fn_end.Reset();
+  iso->fn_salvage.Reset();
   iso->fn_run.Reset();
   iso->fn_entry.Reset();
   iso->fn_call.Reset();
@@ -1106,10 +1107,10 @@ bool NewGlobal(sbx__iso *iso, sbx__run *run, char **error) {
     return false;
   }
   v8::Local<v8::Object> api = ret.As<v8::Object>();
-  v8::Global<v8::Function> *slots[6] = {&iso->fn_tick, &iso->fn_end, &iso->fn_run,
+  v8::Global<v8::Function> *slots[7] = {&iso->fn_tick, &iso->fn_end, &iso->fn_salvage, &iso->fn_run,
                                         &iso->fn_entry, &iso->fn_call, &iso->fn_timers};
-  const char *names[6] = {"tick", "end", "run", "entry", "call", "timers"};
-  for (int i = 0; i < 6; i++) {
+  const char *names[7] = {"tick", "end", "salvage", "run", "entry", "call", "timers"};
+  for (int i = 0; i < 7; i++) {
     v8::Local<v8::Value> f;
     if (!api->Get(ctx, Str(isolate, names[i])).ToLocal(&f) || !f->IsFunction()) {
       *error = strdup("the core has no entry points (snapshot mismatch)");
@@ -1329,6 +1330,22 @@ void OpTick(sbx__iso *iso, sbx__run *run, v8::Local<v8::Context> ctx, v8::TryCat
       RunCommands(iso, run, ctx);
     }
     // The run keeps its first reason, unless the commands hit the heap limit.
+    int again = iso->kill_reason.exchange(reason);
+    if (again == SBX_HEAP_LIMIT) iso->kill_reason.store(again);
+  }
+  // A loop that ran out of time still hands over what it produced (lib.onRunSalvage:
+  // a game's intents so far), with a small budget of its own. Memory is not saved.
+  reason = iso->kill_reason.load();
+  if (!finished && (reason == SBX_CPU_LIMIT || reason == SBX_WALL_LIMIT) && !iso->heap_hit &&
+      iso->io[SBX__IO_END] != 0 && !sbx__run_abandoned(run)) {
+    sbx__run_rearm(run, 20);
+    isolate->CancelTerminateExecution();
+    iso->kill_reason.store(0);
+    {
+      v8::TryCatch tc2(isolate);
+      v8::Local<v8::Value> ignored;
+      Ignore(iso->fn_salvage.Get(isolate)->Call(ctx, v8::Undefined(isolate), 0, nullptr).ToLocal(&ignored));
+    }
     int again = iso->kill_reason.exchange(reason);
     if (again == SBX_HEAP_LIMIT) iso->kill_reason.store(again);
   }
@@ -1605,6 +1622,7 @@ extern "C" void sbx__iso_free(sbx__iso *iso) {
       v8::Isolate::Scope is(iso->isolate);
       iso->fn_tick.Reset();
       iso->fn_end.Reset();
+      iso->fn_salvage.Reset();
       iso->fn_run.Reset();
       iso->fn_entry.Reset();
       iso->fn_call.Reset();

@@ -17,6 +17,7 @@
   // Intrinsics the API relies on, taken before player code can replace them (a player who
   // replaces JSON.parse breaks only their own code, never the API's reading of the view).
   const JSONparse = JSON.parse, JSONstringify = JSON.stringify;
+  const defineOwn = Object.defineProperty;
 
   // ------------------------------------------------------------------ tick state
   const REC = Symbol('record'); // an object's view record, hidden from for-in and JSON
@@ -46,7 +47,9 @@
   const MAX_INTENTS = 20000;
 
   function intent(a) {
-    if (S.intents.length < MAX_INTENTS) S.intents.push(a);
+    // An own property, whatever setters player code planted on Array.prototype.
+    const n = S.intents.length;
+    if (n < MAX_INTENTS) defineOwn(S.intents, n, { value: a, writable: true, enumerable: true, configurable: true });
   }
 
   const isObject = (v) => v !== null && (typeof v === 'object' || typeof v === 'function');

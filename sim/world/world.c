@@ -506,6 +506,7 @@ static int g_create(const sim_world_options *o, sim_world **out, char *err) {
   }
   dw_world *w = dw_world_alloc(wd, ht, o->seed);
   if (!w) return SIM_NOMEM;
+  w->time = o->time;
   int rc = dw_generate(w);
   if (rc == SIM_OK) rc = dw_rehash(w);
   if (rc != SIM_OK) {
@@ -703,6 +704,10 @@ static const sim_host_fn_def HOST_FNS[] = {
     {"terrain", dw_host_terrain},
 };
 
+/* The player API, evaluated in this order in the startup snapshot (sim/js/README.md). */
+extern const char dw_js_lodash[], dw_js_constants[], dw_js_world[];
+static const char *const JS_SOURCES[] = {dw_js_lodash, dw_js_constants, dw_js_world};
+
 static const sim_game DEFAULT_GAME = {
     .name = "default",
     .data_version = 1,
@@ -727,8 +732,8 @@ static const sim_game DEFAULT_GAME = {
     .room_objects = dw_room_objects,
     .host_fns = HOST_FNS,
     .n_host_fns = sizeof HOST_FNS / sizeof HOST_FNS[0],
-    .js_sources = NULL,
-    .n_js_sources = 0,
+    .js_sources = JS_SOURCES,
+    .n_js_sources = sizeof JS_SOURCES / sizeof JS_SOURCES[0],
 };
 
 const sim_game *sim_default_game(void) {
