@@ -464,12 +464,13 @@ static void *tick_main(void *arg) {
     sum_us += st.total_us;
     if (st.total_us > max_us) max_us = st.total_us;
     if (s->cfg.stats_every > 0 && ticks % (uint64_t)s->cfg.stats_every == 0) {
+      const sim_world *w = srv_world_get(s);
       srv_log("tick %" PRIu64
               ": %zu players ran (%zu failed, %zu skipped); tick %.2f ms (players %.2f, commit "
-              "%.2f); last %d: mean %.2f ms, max %.2f ms",
+              "%.2f); last %d: mean %.2f ms, max %.2f ms; world hash %016" PRIx64,
               s->game_time, st.ran, st.failed, st.skipped, (double)st.total_us / 1e3, (double)st.run_us / 1e3,
               (double)st.commit_us / 1e3, s->cfg.stats_every, (double)sum_us / 1e3 / s->cfg.stats_every,
-              (double)max_us / 1e3);
+              (double)max_us / 1e3, w ? sim_world_hash(w) : 0);
       sum_us = max_us = 0;
     }
     if (s->cfg.max_ticks && ticks >= s->cfg.max_ticks) {

@@ -9,6 +9,7 @@
  *                   built (at most 5,000): creeps of every role alive, the controller at
  *                   level 2, the roads there, no error in its console
  *   lodash          `_` is lodash 3.10.1, also as require('lodash')
+ *   api             the API checks of sim/js/test/api_main.js, every tick for 120 ticks
  *   salvage         a loop that runs out of CPU still has its intents applied
  *   hostile         players that flood intents, abuse the path finder, tamper with the
  *                   API's prototypes and intrinsics, pass garbage to every call — next to
@@ -350,6 +351,35 @@ static void test_lodash(void **state) {
   env_stop(&e);
 }
 
+/* The API checks of sim/js/test/api_main.js (classes, ownership, find, paths, spawning
+ * and its return codes, construction rules, a creep's work), every tick in an isolate. */
+static void test_api(void **state) {
+  (void)state;
+  const char *src = getenv("ISOWORLD_SOURCE_DIR");
+  assert_non_null(src);
+  char path[1024];
+  size_t len;
+  snprintf(path, sizeof path, "%s/sim/js/test/api_main.js", src);
+  char *code = read_file(path, &len);
+  assert_non_null(code);
+  env e;
+  env_start(&e, 1);
+  const char *mods[] = {"main", code, NULL};
+  player *p = env_player(&e, "alice", mods);
+  for (int t = 1; t <= 120; t++) {
+    env_tick(&e, NULL);
+    if (p->last.status != SBX_OK) {
+      fprintf(stderr, "tick %d: %s\n", t, p->last.error ? p->last.error : sbx_strerror(p->last.status));
+      print_lines(p);
+    }
+    assert_int_equal(p->last.status, SBX_OK);
+  }
+  /* the worker was spawned, walked and worked */
+  assert_int_equal(count(e.w, p->id, DW_T_CREEP), 1);
+  free(code);
+  env_stop(&e);
+}
+
 /* Intents made before the loop ran out of CPU still count (DESIGN.md "A tick"). */
 static void test_salvage(void **state) {
   (void)state;
@@ -478,6 +508,7 @@ int main(void) {
   if (sbx_engine_start(NULL) != SBX_OK) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lodash),
+      cmocka_unit_test(test_api),
       cmocka_unit_test(test_salvage),
       cmocka_unit_test(test_tutorial),
       cmocka_unit_test(test_hostile),
