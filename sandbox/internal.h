@@ -352,6 +352,11 @@ struct sbx__run {
   const sbx_tick_in *in;
   sbx_tick_in in_copy;
   void *in_arena;
+  /* ...except Memory, which most ticks never read: in_copy.memory stays the caller's
+   * until sbx__run_memory copies it (mem_state 0 -> 1 -> 2); the pool, giving up on the
+   * run, revokes it (0 -> 3, waiting out a copy in progress) before the caller may free it */
+  int mem_state;            /* __atomic */
+  char *mem_copy;
   sbx__code *code;
   bool new_global;          /* make a fresh global before running */
   sbx__iso *iso;
@@ -362,7 +367,8 @@ struct sbx__run {
   uint64_t cpu_end_ns, wall_end_ns;
   uint64_t cpu_budget_ns, wall_budget_ns, hard_ns;
   /* watchdog bookkeeping */
-  struct sbx__run *wd_next;
+  struct sbx__run *wd_next;  /* in the watchdog's locked list (runs nested too deep for a slot) */
+  struct sbx__wd_entry *wd_entry; /* its entry in its thread's watchdog slot, or NULL */
   int wd_state;             /* 0 idle, 1 watched, 2 abandoned; __atomic builtins */
   uint64_t wd_terminated_at;
   sbx__zombie *zombie;      /* set by the pool when it gives up on this run */
@@ -388,6 +394,13 @@ struct sbx__run {
 };
 
 void sbx__zombie_unref(sbx__zombie *z);
+
+/* The run's Memory (in->memory, in->memory_len bytes): a private copy made on first use.
+ * NULL when there is none, when it was revoked, or when the copy failed (*failed). */
+const char *sbx__run_memory(sbx__run *run, bool *failed);
+/* The pool gives up on run: from now on the run's thread does not read the caller's
+ * Memory (waits for a copy in progress). Watchdog thread. */
+void sbx__run_revoke_in(sbx__run *run);
 
 /* Called by the shim once it is inside the isolate, just before player code runs:
  * starts the clocks and puts the run under the watchdog. */

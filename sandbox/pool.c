@@ -74,6 +74,8 @@ static bool worker_abandoned(void *ud) { return atomic_load(&((worker *)ud)->ret
 static void worker_abandon(sbx__run *run, void *ud) {
   worker *w = ud;
   sbx_pool *p = w->pool;
+  /* The caller may free the job's input once it is counted done. */
+  sbx__run_revoke_in(run);
   pthread_mutex_lock(&p->mu);
   /* The vm gets a fresh isolate next time, but not while this thread is still stuck.
    * Set before `retired`, which the stuck thread reads (seq_cst) before run->zombie. */

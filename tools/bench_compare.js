@@ -7,6 +7,7 @@
  *   node tools/bench_compare.js            # N = 10,100,500,1000; 3 runs each; ~15 min
  *   node tools/bench_compare.js --quick    # N = 10,100; 1 run; ~3 min
  *   node tools/bench_compare.js --n 1000 --runs 5
+ *   node tools/bench_compare.js --bench build-perf/bin/isoworld-bench --baseline /path/to/bench
  *
  * The baseline (../shared/bench/ivm-tick-bench.js) is copied to build/bench-baseline
  * and its npm packages installed there the first time (isolated-vm builds from source,
@@ -34,6 +35,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--n') opt.n = args[++i].split(',').map(Number);
   else if (a === '--runs') opt.runs = Number(args[++i]);
   else if (a === '--baseline') opt.baseline = path.resolve(args[++i]);
+  else if (a === '--bench') opt.bench = path.resolve(args[++i]);
   else if (a === '-h' || a === '--help') {
     console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 24).join('\n'));
     process.exit(0);
@@ -43,9 +45,9 @@ for (let i = 0; i < args.length; i++) {
   }
 }
 
-const bench = path.join(root, 'build', 'bin', 'isoworld-bench');
+const bench = opt.bench || path.join(root, 'build', 'bin', 'isoworld-bench');
 if (!fs.existsSync(bench)) {
-  console.error('bench_compare: build/bin/isoworld-bench is missing: run make first');
+  console.error(`bench_compare: ${bench} is missing: run make first`);
   process.exit(1);
 }
 
