@@ -4,10 +4,11 @@
  *   admin.c         lifecycle (data directory lock, token file, admin.json, listener),
  *                   authentication, logging, answers, the op and read plumbing, waiters
  *   admin_time.c    the tick thread's wait (pause, step, tick rate, backup hold), tick
- *                   statistics, world status/pause/resume/step/tick-rate, the admin log,
- *                   and the routes that wait for the world and websocket modules
+ *                   statistics, world status/pause/resume/step/tick-rate/generate/reset,
+ *                   broadcast, the admin log
  *   admin_users.c   users list/show/create/ban/unban/set-cpu/reset-password/tokens
- *   admin_player.c  player stats/reset-global and the console feed admins follow
+ *   admin_player.c  player stats/reset-global/respawn/place-spawn and the console feed
+ *                   admins follow
  *   admin_backup.c  backups taken while the server runs
  *
  * Every handler runs on the loop thread after the request passed the peer check and the
@@ -19,8 +20,8 @@
  * The admin API's JSON: success is HTTP 200 {"ok":1, ...}; a failure is {"ok":0,
  * "error":"<one line>", "code":"<word>"} with an HTTP status that says what kind:
  * 400 bad_request (arguments), 401 unauthorized, 403 forbidden (peer), 404 not_found,
- * 409 (a refusal given the state: exists, not_paused, busy, ...), 501 (not in this
- * build: no_world, no_websocket), 503 stopping, 500 internal.
+ * 409 (a refusal given the state: exists, not_paused, busy, already_playing, no_room,
+ * ...), 501 (not in this build: no_world), 503 stopping, 500 internal.
  */
 #ifndef ISOWORLD_SERVER_ADMIN_INT_H
 #define ISOWORLD_SERVER_ADMIN_INT_H
@@ -150,6 +151,9 @@ struct admin_op {
   char secret[SRV_PASSWORD_MAX + 1]; /* a password (zeroed after use) */
   char password_hash[STORE_PASSWORD_HASH_MAX];
   char text[1024];
+  char room[16];        /* player place-spawn */
+  char spawn_name[104]; /* its --name ("": Spawn1) */
+  int x, y;
   uv_work_t work; /* password hashing on the thread pool */
   int work_rc;
 };

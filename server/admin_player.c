@@ -1,6 +1,6 @@
 /*
  * admin_player.c — one player as an admin sees it: stats, a reset of its global, its
- * console followed live; and respawn/place-spawn, which wait for the world.
+ * console followed live; its place in the world (respawn, place-spawn).
  *
  * The console an admin follows is what the tick committed: the tick thread hands each
  * player's lines to srv_admin_console_feed after the commit, and only for players
@@ -308,33 +308,188 @@ static void h_reset_global(srv_admin *a, web_req *req, const char *who) {
   admin_op_submit(o);
 }
 
-/* ------------------------------------------------------------------ waiting for the world */
+/* ------------------------------------------------------------------ respawn, place-spawn */
+
+static json_t *id_json(uint64_t id) {
+  char b[24];
+  snprintf(b, sizeof b, "%" PRIu64, id);
+  return json_string(b);
+}
+
+/* The names of the rooms uid owns (NULL: out of memory). */
+static json_t *owned_rooms(const sim_world *w, uint64_t uid) {
+  size_t rooms[64], n = 0;
+  json_t *a = json_array();
+  if (!a || sim_world_owned_rooms(w, uid, rooms, 64, &n) != SIM_OK) return a;
+  for (size_t i = 0; i < n && i < 64; i++)
+    if (json_array_append_new(a, json_string(sim_world_room_name(w, rooms[i])))) {
+      json_decref(a);
+      return NULL;
+    }
+  return a;
+}
+
+/* respawn: every object of the player goes (its rooms are released), then it is placed
+ * again in a free room, and (apply) its global starts over. A refusal after the leave
+ * changes nothing either: ops.c reloads the committed world. */
+static int respawn_prepare(srv *s, store_txn *txn, admin_op *o) {
+  int rc = admin_op_find_user(txn, o);
+  if (rc) return rc;
+  const sim_world *w = srv_world_get(s);
+  if (!w) return admin_refuse(o, 501, "no_world", "this server has no world");
+  size_t seen = 0, one;
+  char free_room[16];
+  json_t *prev = owned_rooms(w, o->uid);
+  if (!prev) return STORE_NOMEM;
+  /* Nothing to free and nowhere to go: refuse before touching the world. */
+  if (json_array_size(prev) == 0 && sim_world_suggest_room(w, free_room) == SIM_NOROOM &&
+      sim_world_visible_rooms(w, o->uid, &one, 1, &seen) == SIM_OK && seen == 0) {
+    json_decref(prev);
+    return admin_refuse(o, 409, "no_room", "no free room for %s in this world (world generate makes a bigger one)",
+                        o->user.username);
+  }
+  rc = srv_world_leave(s, txn, o->uid);
+  if (rc != SIM_OK && rc != SIM_NOTFOUND) {
+    json_decref(prev);
+    return STORE_NOMEM; /* the store refused the change */
+  }
+  bool removed = rc == SIM_OK;
+  char room[16] = "";
+  rc = srv_world_join(s, txn, o->uid, o->user.username, NULL, 0, 0, NULL, room);
+  if (rc != SIM_OK) json_decref(prev);
+  switch (rc) {
+    case SIM_OK: break;
+    case SIM_NOROOM:
+      return admin_refuse(o, 409, "no_room", "no free room for %s in this world; nothing was changed",
+                          o->user.username);
+    case SIM_INVALID:
+    case SIM_EXISTS:
+      return admin_refuse(o, 409, "refused", "the world cannot place %s (%s); nothing was changed", o->user.username,
+                          sim_strerror(rc));
+    default: return STORE_NOMEM;
+  }
+  o->reply = json_pack("{s:s, s:o, s:s, s:o, s:b}", "username", o->user.username, "id", id_json(o->uid), "room", room,
+                       "previous_rooms", prev, "removed", removed);
+  return o->reply ? 0 : STORE_NOMEM;
+}
+
+static void respawn_apply(srv *s, admin_op *o) {
+  srv_player *p = srv_player_find(s, o->uid);
+  if (p) sbx_vm_reset(p->vm); /* as reset-global: between ticks, no run in progress */
+  json_object_set_new(o->reply, "global_reset", json_boolean(p != NULL));
+  json_object_set_new(o->reply, "from_tick", json_integer((json_int_t)(s->game_time + 1)));
+}
 
 static void h_respawn(srv_admin *a, web_req *req, const char *who) {
-  (void)a;
   json_t *body;
   if (!admin_body(req, &body)) return;
   char name[STORE_USERNAME_MAX];
   bool ok = admin_arg_user(req, body, "user", name);
   json_decref(body);
   if (!ok) return;
-  admin_note(who, "player respawn %s: refused: no world module in this build yet", name);
-  admin_fail(req, 501, "no_world", "no world module in this build yet: respawn needs rooms and spawns");
+  admin_op *o = admin_op_new(a, req, who, "player respawn %s", name);
+  if (!o) return;
+  snprintf(o->name, sizeof o->name, "%s", name);
+  o->prepare = respawn_prepare;
+  o->apply = respawn_apply;
+  admin_op_submit(o);
+}
+
+/* A room name as Screeps writes them: W|E digits N|S digits (W1N1, E12S3). */
+static bool room_name_ok(const char *r) {
+  const char *p = r;
+  if (*p != 'W' && *p != 'E') return false;
+  p++;
+  if (*p < '0' || *p > '9') return false;
+  while (*p >= '0' && *p <= '9') p++;
+  if (*p != 'N' && *p != 'S') return false;
+  p++;
+  if (*p < '0' || *p > '9') return false;
+  while (*p >= '0' && *p <= '9') p++;
+  return *p == '\0' && p - r < 16;
+}
+
+/* place-spawn: only for a player with no room; everything is checked before the world
+ * changes, so a refusal costs nothing. */
+static int place_prepare(srv *s, store_txn *txn, admin_op *o) {
+  int rc = admin_op_find_user(txn, o);
+  if (rc) return rc;
+  const sim_world *w = srv_world_get(s);
+  if (!w) return admin_refuse(o, 501, "no_world", "this server has no world");
+  size_t idx;
+  if (sim_world_room_index(w, o->room, &idx) != SIM_OK) {
+    uint32_t side = srv_world_size(s);
+    size_t n = sim_world_room_count(w);
+    return admin_refuse(o, 404, "not_found", "no room %s in this world (%" PRIu32 "x%" PRIu32 " rooms: %s ... %s)",
+                        o->room, side, side, sim_world_room_name(w, 0), sim_world_room_name(w, n ? n - 1 : 0));
+  }
+  json_t *has = owned_rooms(w, o->uid);
+  if (!has) return STORE_NOMEM;
+  if (json_array_size(has)) {
+    const char *r0 = json_string_value(json_array_get(has, 0));
+    admin_refuse(o, 409, "already_playing", "%s is already playing (owns %s): respawn them instead",
+                 o->user.username, r0 ? r0 : "a room");
+    json_decref(has);
+    return 1;
+  }
+  json_decref(has);
+  char got[16] = "";
+  rc = srv_world_join(s, txn, o->uid, o->user.username, o->room, o->x, o->y, o->spawn_name[0] ? o->spawn_name : NULL,
+                      got);
+  switch (rc) {
+    case SIM_OK: break;
+    case SIM_EXISTS:
+      return admin_refuse(o, 409, "already_playing",
+                          "%s is already playing (has objects in the world): respawn them instead", o->user.username);
+    case SIM_NOTFOUND: return admin_refuse(o, 404, "not_found", "no room %s in this world", o->room);
+    case SIM_NOROOM:
+      return admin_refuse(o, 409, "no_room",
+                          "%s %d,%d is not free: the room has an owner or someone's objects, or the tile is a wall or "
+                          "taken",
+                          o->room, o->x, o->y);
+    case SIM_INVALID:
+      return admin_refuse(o, 400, "bad_request", "the world refuses this spawn (its name, or the username)");
+    default: return STORE_NOMEM;
+  }
+  o->reply = json_pack("{s:s, s:o, s:s, s:i, s:i, s:s}", "username", o->user.username, "id", id_json(o->uid), "room",
+                       got, "x", o->x, "y", o->y, "spawn", o->spawn_name[0] ? o->spawn_name : "Spawn1");
+  return o->reply ? 0 : STORE_NOMEM;
 }
 
 static void h_place_spawn(srv_admin *a, web_req *req, const char *who) {
-  (void)a;
   json_t *body;
   if (!admin_body(req, &body)) return;
-  char name[STORE_USERNAME_MAX], room[32];
+  char name[STORE_USERNAME_MAX], room[32], spawn[sizeof ((admin_op *)0)->spawn_name];
   int64_t x, y;
   bool ok = admin_arg_user(req, body, "user", name) && admin_arg_str(req, body, "room", false, room, sizeof room) &&
-            admin_arg_int(req, body, "x", 0, 49, false, 0, &x) && admin_arg_int(req, body, "y", 0, 49, false, 0, &y);
+            admin_arg_int(req, body, "x", 0, 49, false, 0, &x) && admin_arg_int(req, body, "y", 0, 49, false, 0, &y) &&
+            admin_arg_str(req, body, "name", true, spawn, 101);
   json_decref(body);
   if (!ok) return;
-  admin_note(who, "player place-spawn %s %s %" PRId64 " %" PRId64 ": refused: no world module in this build yet", name,
-             room, x, y);
-  admin_fail(req, 501, "no_world", "no world module in this build yet: place-spawn needs rooms");
+  if (!room_name_ok(room)) {
+    admin_fail(req, 400, "bad_request", "'%s' is not a room name (like W1N1 or E2S3)", room);
+    return;
+  }
+  if (x < 1 || x > 48 || y < 1 || y > 48) {
+    admin_fail(req, 400, "bad_request", "a spawn cannot stand on a room's edge: x and y must be 1 to 48");
+    return;
+  }
+  for (const unsigned char *p = (const unsigned char *)spawn; *p; p++)
+    if (*p < 0x20 || *p == '"' || *p == '\\' || *p == 0x7f) {
+      admin_fail(req, 400, "bad_request", "'name' must be printable, without quotes or backslashes");
+      return;
+    }
+  admin_op *o = spawn[0] ? admin_op_new(a, req, who, "player place-spawn %s %s %" PRId64 " %" PRId64 " --name %s",
+                                        name, room, x, y, spawn)
+                         : admin_op_new(a, req, who, "player place-spawn %s %s %" PRId64 " %" PRId64, name, room, x, y);
+  if (!o) return;
+  snprintf(o->name, sizeof o->name, "%s", name);
+  snprintf(o->room, sizeof o->room, "%.15s", room); /* room_name_ok: < 16 bytes */
+  snprintf(o->spawn_name, sizeof o->spawn_name, "%s", spawn);
+  o->x = (int)x;
+  o->y = (int)y;
+  o->prepare = place_prepare;
+  admin_op_submit(o);
 }
 
 int admin_player_install(srv_admin *a) {

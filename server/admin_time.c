@@ -1,6 +1,6 @@
 /*
  * admin_time.c — time as admins control it: pause, resume, step, tick rate; the world's
- * status; the admin log; and the routes whose modules have not landed yet.
+ * status; a new world (generate, reset); broadcast; the admin log.
  *
  * The tick thread owns time. Admins change it through ops like any other change, and
  * the op's apply (on the tick thread, between ticks, after the op's commit) sets the
@@ -17,6 +17,12 @@
  * read the same commit. It sets `hold`; the tick thread, at its next wait, parks (no
  * tick, no op) and says so with `held`; the backup opens its snapshots and releases it.
  * The hold lasts a few milliseconds and only ever delays a tick.
+ *
+ * A new world (world generate, world reset) is one op: in its txn the old world's records
+ * are replaced by the new world's (srv_world_replace) and every player who owned a room is
+ * placed again (srv_world_join), in id order; after the commit every global starts over.
+ * The world's RAM copy changes in prepare, so a failure or refusal after that point leaves
+ * ops.c to reload the committed world: nothing half-made survives.
  */
 #include "admin_int.h"
 
@@ -68,6 +74,21 @@ void srv_time_wait(srv *s, uint64_t *next) {
 
 /* ------------------------------------------------------------------ status */
 
+/* The seed of the world the tick thread holds (world.c publishes it), or, before it has
+ * one, the configured --world-seed. */
+static uint64_t stored_seed(const srv *s, store_txn *txn) {
+  (void)txn;
+  uint64_t seed = atomic_load(&((srv *)s)->pub_world_seed);
+  return seed ? seed : s->cfg.world_seed;
+}
+
+/* Side of a square world of `rooms` rooms (what world.c reports as its size). */
+static uint32_t side_of_rooms(size_t rooms) {
+  uint32_t side = 0;
+  while ((size_t)side * side < rooms) side++;
+  return side;
+}
+
 typedef struct status_counts {
   uint64_t users, banned, ran;
   uint64_t game_time;
@@ -92,11 +113,17 @@ static void status_read(admin_read *r, store_txn *txn) {
     admin_read_refuse(r, 500, "store_error", "cannot read the store: %s", store_strerror(rc));
     return;
   }
-  r->reply =
-      json_pack("{s:I, s:{s:I, s:I, s:I}, s:i, s:n, s:{s:I, s:I, s:i}}", "game_time", (json_int_t)c.game_time,
-                "players", "total", (json_int_t)c.users, "banned", (json_int_t)c.banned, "active",
-                (json_int_t)(c.users - c.banned), "rooms", 0, "world", "store", "map_size", (json_int_t)info.map_size,
-                "used", (json_int_t)info.map_used, "schema_version", (int)info.schema_version);
+  /* The world: its room count as the tick thread published it (r->num), its seed as
+   * committed. null: a server without a world. */
+  uint32_t side = side_of_rooms((size_t)r->num);
+  json_t *world = r->num > 0 ? json_pack("{s:I, s:i, s:i, s:I}", "rooms", (json_int_t)r->num, "width", (int)side,
+                                         "height", (int)side, "seed", (json_int_t)stored_seed(r->a->s, txn))
+                             : json_null();
+  r->reply = json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:i, s:o, s:{s:I, s:I, s:i}}", "game_time",
+                       (json_int_t)c.game_time, "players", "total", (json_int_t)c.users, "banned", (json_int_t)c.banned,
+                       "active", (json_int_t)(c.users - c.banned), "rooms", (json_int_t)r->num, "world_size", (int)side,
+                       "world", world, "store", "map_size", (json_int_t)info.map_size, "used",
+                       (json_int_t)info.map_used, "schema_version", (int)info.schema_version);
   if (r->reply && r->flag) json_object_set_new(r->reply, "state_hash", admin_hex(hash, sizeof hash));
 }
 
@@ -136,6 +163,7 @@ static void h_status(srv_admin *a, web_req *req, const char *who) {
   }
   const char *h = web_req_query(req, "hash");
   r->flag = !(h && !strcmp(h, "0"));
+  r->num = (int64_t)atomic_load(&s->pub_rooms);
   r->extra =
       json_pack("{s:b, s:I, s:I, s:o, s:s, s:s, s:I, s:I}", "paused", paused, "step_pending", (json_int_t)step_left,
                 "tick_ms", (json_int_t)atomic_load(&s->pub_tick_ms), "tick", tick, "version", ISOWORLD_VERSION,
@@ -327,28 +355,164 @@ static void h_log(srv_admin *a, web_req *req, const char *who) {
   admin_read_start(r, log_read);
 }
 
-/* ------------------------------------------------------------------ not in this build yet */
+/* ------------------------------------------------------------------ a new world */
 
-/* The world (rooms, spawns) comes with its own module. Until it is part of the server,
- * its admin actions answer a refusal that says so, after checking their arguments as
- * they will be checked then. */
-static void no_world(srv_admin *a, web_req *req, const char *who, const char *what) {
-  (void)a;
-  admin_note(who, "%s: refused: no world module in this build yet", what);
-  admin_fail(req, 501, "no_world", "no world module in this build yet: %s needs rooms and spawns", what);
+typedef struct replayer {
+  uint64_t id;
+  char name[STORE_USERNAME_MAX];
+  char from[16];
+} replayer;
+
+typedef struct replayers {
+  const sim_world *w;
+  replayer *p;
+  size_t n, cap;
+} replayers;
+
+/* store_user_iter: keeps the users who own a room in the world (in id order). */
+static int note_playing(const store_user *u, void *ud) {
+  replayers *l = ud;
+  size_t room, n = 0;
+  if (sim_world_owned_rooms(l->w, u->id, &room, 1, &n) != SIM_OK || n == 0) return 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    replayer *p = realloc(l->p, cap * sizeof *p);
+    if (!p) return STORE_NOMEM;
+    l->p = p;
+    l->cap = cap;
+  }
+  replayer *r = &l->p[l->n++];
+  r->id = u->id;
+  snprintf(r->name, sizeof r->name, "%s", u->username);
+  snprintf(r->from, sizeof r->from, "%s", sim_world_room_name(l->w, room));
+  return 0;
+}
+
+static json_t *id_json(uint64_t id) {
+  char b[24];
+  snprintf(b, sizeof b, "%" PRIu64, id);
+  return json_string(b);
+}
+
+/* world generate (o->num: rooms a side) and world reset (o->num 0: the current size).
+ * o->flag: a seed was given (o->target). Everything happens in this op's txn: the old
+ * world's records go, the new world is written, and every player who owned a room is
+ * placed again, in id order; a failure after the world changed leaves ops.c to reload
+ * the committed world (nothing is lost). */
+static int replace_prepare(srv *s, store_txn *txn, admin_op *o) {
+  const sim_world *w = srv_world_get(s);
+  if (!w) return admin_refuse(o, 501, "no_world", "this server has no world");
+  int side = o->num ? (int)o->num : (int)srv_world_size(s);
+  uint64_t seed = o->flag ? o->target : stored_seed(s, txn);
+  size_t old_rooms = sim_world_room_count(w);
+  replayers l = {w, NULL, 0, 0};
+  int rc = store_user_iter(txn, note_playing, &l);
+  if (rc != STORE_OK) {
+    free(l.p);
+    return rc < 0 ? rc : STORE_NOMEM;
+  }
+  char err[256] = "";
+  rc = srv_world_replace(s, txn, side, seed, err, sizeof err);
+  if (rc != SIM_OK) {
+    free(l.p);
+    if (rc == SIM_INVALID) return admin_refuse(o, 400, "bad_request", "cannot make a %dx%d world: %s", side, side, err);
+    return admin_refuse(o, 500, "internal", "cannot make a %dx%d world: %s", side, side, err);
+  }
+  json_t *placed = json_array(), *unplaced = json_array();
+  int fail = placed && unplaced ? 0 : STORE_NOMEM;
+  for (size_t i = 0; !fail && i < l.n; i++) {
+    char room[16] = "";
+    int j = srv_world_join(s, txn, l.p[i].id, l.p[i].name, NULL, 0, 0, NULL, room);
+    json_t *e = NULL;
+    if (j == SIM_OK)
+      e = json_pack("{s:o, s:s, s:s, s:s}", "id", id_json(l.p[i].id), "username", l.p[i].name, "room", room, "from",
+                    l.p[i].from);
+    else if (j == SIM_NOROOM || j == SIM_INVALID || j == SIM_EXISTS)
+      e = json_pack("{s:o, s:s, s:s, s:s}", "id", id_json(l.p[i].id), "username", l.p[i].name, "from", l.p[i].from,
+                    "reason", j == SIM_NOROOM ? "no free room" : "the world refuses this player");
+    else
+      fail = STORE_NOMEM; /* the store refused the change: the op fails, the world is reloaded */
+    if (!fail && (!e || json_array_append_new(j == SIM_OK ? placed : unplaced, e))) fail = STORE_NOMEM;
+  }
+  free(l.p);
+  size_t rooms = sim_world_room_count(srv_world_get(s));
+  if (!fail) {
+    o->reply = json_pack("{s:I, s:i, s:i, s:I, s:I, s:I, s:o, s:o}", "rooms", (json_int_t)rooms, "width", side,
+                         "height", side, "seed", (json_int_t)seed, "previous_rooms", (json_int_t)old_rooms, "game_time",
+                         (json_int_t)s->game_time, "placed", placed, "unplaced", unplaced);
+    if (!o->reply) fail = STORE_NOMEM;
+    placed = unplaced = NULL;
+  }
+  json_decref(placed);
+  json_decref(unplaced);
+  if (fail) return fail;
+  if (o->num == 0) {
+    /* world reset: the log says what it reset to */
+    snprintf(o->what + strlen(o->what), sizeof o->what - strlen(o->what), " (%dx%d, seed %" PRIu64 ")", side, side,
+             seed);
+  }
+  return 0;
+}
+
+/* After the commit: every player's global starts over (the objects it may hold on to
+ * are gone), as after a code upload; code and Memory are kept. */
+static void replace_apply(srv *s, admin_op *o) {
+  for (size_t i = 0; i < s->n_players; i++) sbx_vm_reset(s->players[i]->vm);
+  json_object_set_new(o->reply, "globals_reset", json_integer((json_int_t)s->n_players));
+  json_object_set_new(o->reply, "from_tick", json_integer((json_int_t)(s->game_time + 1)));
+}
+
+/* The optional "seed" of a generate or reset: o->flag and o->target. */
+static bool seed_arg(web_req *req, json_t *body, admin_op *o) {
+  int64_t seed;
+  if (!admin_arg_int(req, body, "seed", 0, INT64_MAX, true, -1, &seed)) return false;
+  o->flag = seed >= 0;
+  o->target = o->flag ? (uint64_t)seed : 0;
+  return true;
 }
 
 static void h_generate(srv_admin *a, web_req *req, const char *who) {
   json_t *body;
   if (!admin_body(req, &body)) return;
   int64_t n;
-  bool ok = admin_arg_int(req, body, "rooms", 1, 10000, false, 0, &n);
+  const int64_t max = (int64_t)SIM_DW_MAX_ROOMS_SIDE * SIM_DW_MAX_ROOMS_SIDE;
+  bool ok = admin_arg_int(req, body, "rooms", 1, max, false, 0, &n);
+  admin_op o0 = {0};
+  if (ok) ok = seed_arg(req, body, &o0);
   json_decref(body);
-  if (ok) no_world(a, req, who, "world generate");
+  if (!ok) return;
+  uint32_t side = side_of_rooms((size_t)n);
+  admin_op *o;
+  if (o0.flag)
+    o = admin_op_new(a, req, who, "world generate %" PRId64 " --seed %" PRIu64 " (%" PRIu32 "x%" PRIu32 ")", n,
+                     o0.target, side, side);
+  else
+    o = admin_op_new(a, req, who, "world generate %" PRId64 " (%" PRIu32 "x%" PRIu32 ")", n, side, side);
+  if (!o) return;
+  o->num = side;
+  o->flag = o0.flag;
+  o->target = o0.target;
+  o->prepare = replace_prepare;
+  o->apply = replace_apply;
+  admin_op_submit(o);
 }
 
 static void h_reset(srv_admin *a, web_req *req, const char *who) {
-  no_world(a, req, who, "world reset");
+  json_t *body;
+  if (!admin_body(req, &body)) return;
+  admin_op o0 = {0};
+  bool ok = seed_arg(req, body, &o0);
+  json_decref(body);
+  if (!ok) return;
+  admin_op *o = o0.flag ? admin_op_new(a, req, who, "world reset --seed %" PRIu64, o0.target)
+                        : admin_op_new(a, req, who, "world reset");
+  if (!o) return;
+  o->num = 0;
+  o->flag = o0.flag;
+  o->target = o0.target;
+  o->prepare = replace_prepare;
+  o->apply = replace_apply;
+  admin_op_submit(o);
 }
 
 /* A broadcast is an op like any change: its admin log entry is committed first, then the

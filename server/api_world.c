@@ -68,8 +68,9 @@ static int terrain_answer(const sim_world *w, size_t room, bool encoded, sim_buf
     bool first = true;
     for (int i = 0; rc == SIM_OK && i < 2500; i++) {
       if (t.data[i] == '0') continue;
+      /* Screeps' mask: 1 wall, 2 swamp, 3 both (a wall) */
       snprintf(head, sizeof head, "%s{\"room\":\"%s\",\"x\":%d,\"y\":%d,\"type\":\"%s\"}", first ? "" : ",", name, i % 50,
-               i / 50, t.data[i] == '1' ? "wall" : "swamp");
+               i / 50, (t.data[i] - '0') & 1 ? "wall" : "swamp");
       rc = lit(b, head);
       first = false;
     }
@@ -213,7 +214,7 @@ static void h_start_room(web_req *req, void *ud) {
 static void h_user_rooms(web_req *req, void *ud) {
   const char *id = web_req_query(req, "id");
   char *end = NULL;
-  unsigned long long v = id && *id ? strtoull(id, &end, 10) : 0;
+  unsigned long long v = id && *id >= '1' && *id <= '9' ? strtoull(id, &end, 10) : 0;
   if (!v || !end || *end) {
     api_fail(req, "invalid id");
     return;

@@ -210,6 +210,7 @@ struct srv {
   struct srv_admin *admin;  /* the admin API's state, NULL without one */
   struct srv_world *world;  /* the game world (world.c), tick thread only */
   atomic_size_t pub_rooms;  /* rooms in the world, for the loop thread */
+  atomic_uint_fast64_t pub_world_seed; /* the seed it was generated from */
   store_dir_lock *dir_lock; /* held from srv_admin_lock_data_dir to exit */
 };
 

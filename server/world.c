@@ -135,6 +135,7 @@ int srv_world_open(srv *s, store_txn *txn) {
   }
   sw->size = side_of(sw->w);
   atomic_store(&s->pub_rooms, sim_world_room_count(sw->w));
+  atomic_store(&s->pub_world_seed, sim_world_seed(sw->w));
   return 0;
 }
 
@@ -194,6 +195,7 @@ int srv_world_rollback(srv *s) {
   sw->unsaved = false;
   sw->size = side_of(w);
   atomic_store(&s->pub_rooms, sim_world_room_count(w));
+  atomic_store(&s->pub_world_seed, sim_world_seed(w));
   srv_log("world: a change was not committed; reloaded the world as of tick %" PRIu64, sim_world_time(w));
   return 0;
 }
@@ -265,6 +267,7 @@ int srv_world_replace(srv *s, store_txn *txn, int side, uint64_t seed, char *err
   sw->unsaved = true; /* a failed commit reloads the old world */
   sw->size = side_of(nw);
   atomic_store(&s->pub_rooms, sim_world_room_count(nw));
+  atomic_store(&s->pub_world_seed, sim_world_seed(nw));
   return SIM_OK;
 }
 

@@ -202,6 +202,10 @@ uint64_t sim_world_hash(const sim_world *w) {
   return w ? w->game->hash(w) : 0;
 }
 
+uint64_t sim_world_seed(const sim_world *w) {
+  return w && w->game->seed ? w->game->seed(w) : 0;
+}
+
 sim_host_fn sim_world_host_fn(const sim_world *w, const char *name) {
   if (!w || !name) return NULL;
   for (size_t i = 0; i < w->game->n_host_fns; i++)

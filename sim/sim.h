@@ -298,6 +298,8 @@ struct sim_game {
   /* A 64-bit hash of the whole state: equal worlds have equal hashes; a save/load round
    * trip keeps it. Cheap when little changed (games cache per room). */
   uint64_t (*hash)(const sim_world *w);
+  /* Optional: the seed the world was generated from (for a reset to the same world). */
+  uint64_t (*seed)(const sim_world *w);
 
   /* --- the room feed (websocket room:<NAME>, /api/game/room-objects) ---------------- */
   /* Appends {"objects":{"<id>":{...},...},"users":{"<uid>":{...},...}} — the room's objects
@@ -347,6 +349,8 @@ int sim_world_room_objects(const sim_world *w, size_t room, sim_buf *out);
 int sim_world_tick(sim_world *w, uint64_t time, sim_intents *batches, size_t n);
 uint64_t sim_world_time(const sim_world *w);
 uint64_t sim_world_hash(const sim_world *w);
+/* The seed it was generated from; 0 when the game does not say. */
+uint64_t sim_world_seed(const sim_world *w);
 /* The host function `name` of w's game, or NULL. */
 sim_host_fn sim_world_host_fn(const sim_world *w, const char *name);
 

@@ -421,8 +421,10 @@ int dw_place_spawn(dw_world *w, uint32_t room, int *ox, int *oy) {
         const dw_obj *o = r->objs[i];
         int d = dw_cheb(x, y, o->x, o->y);
         if (d < 3) ok = false;
+        /* squared: a spot between the sources and the controller, not next to one of
+         * them and far from the rest (a plain sum ties along the whole segment) */
         if (o->type == DW_T_SOURCE || o->type == DW_T_CONTROLLER)
-          score += d;
+          score += (long)d * d;
         else if (o->x == x && o->y == y)
           ok = false;
       }

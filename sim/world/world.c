@@ -681,6 +681,10 @@ static uint64_t g_time(const sim_world *sw) {
   return dw_cof(sw)->time;
 }
 
+static uint64_t g_seed(const sim_world *sw) {
+  return dw_cof(sw)->seed;
+}
+
 static uint64_t g_hash(const sim_world *sw) {
   const dw_world *w = dw_cof(sw);
   sim_buf b;
@@ -729,6 +733,7 @@ static const sim_game DEFAULT_GAME = {
     .tick = dw_tick,
     .time = g_time,
     .hash = g_hash,
+    .seed = g_seed,
     .room_objects = dw_room_objects,
     .host_fns = HOST_FNS,
     .n_host_fns = sizeof HOST_FNS / sizeof HOST_FNS[0],

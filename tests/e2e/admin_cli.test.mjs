@@ -333,12 +333,14 @@ test('world status: game time, tick rate and durations, players, rooms, paused, 
   for (const k of ['game_time', 'tick_ms', 'paused', 'players', 'rooms', 'state_hash', 'tick', 'uptime_s'])
     assert.ok(k in st, `status has ${k}`);
   assert.equal(st.players.total, 2);
-  assert.equal(st.rooms, 0);
-  assert.equal(st.world, null);
+  assert.equal(st.rooms, 9, 'the default world: 3x3 rooms');
+  assert.equal(st.world_size, 3);
+  assert.deepEqual([st.world.width, st.world.height, st.world.seed], [3, 3, 1]);
   assert.match(st.state_hash, /^[0-9a-f]{64}$/);
   const text = ok(['world', 'status']).out;
   assert.match(text, /^game time\s+\d+\s+running$/m);
   assert.match(text, /^players\s+2 /m);
+  assert.match(text, /^rooms\s+9 \(3x3, seed 1\)$/m);
   assert.match(text, /^state hash\s+[0-9a-f]{64}$/m);
 });
 
@@ -490,14 +492,26 @@ test('verify finds damage, and restore refuses a damaged backup', async () => {
   assert.match(c.err, /truncated/);
 });
 
-test('what needs the world says so (exit 1)', async () => {
-  for (const args of [['world', 'generate', '4'], ['world', 'reset', '--yes'], ['player', 'respawn', 'alice', '--yes'],
-    ['player', 'place-spawn', 'alice', 'W1N1', '25', '25']]) {
-    const r = adm(args);
-    assert.equal(r.code, 1, args.join(' '));
-    assert.match(r.err, /no world module in this build yet/);
-  }
+// The world commands in depth: admin_world.test.mjs. Here: they work on a server whose
+// users got their rooms automatically (the default), and check their arguments first.
+test('the world commands work with automatically placed players', async () => {
+  const id = ok(['users', 'list', '--json']).json.users.find((u) => u.username === 'alice').id;
+  const rooms = async () => (await (await fetch(`${server.url}/api/user/rooms?id=${id}`)).json()).rooms;
+  const [room] = await rooms();
+  assert.match(room, /^W\dN\d$/, 'alice got a room when she was created');
+  const again = adm(['player', 'place-spawn', 'alice', room, '25', '25']);
+  assert.equal(again.code, 1);
+  assert.match(again.err, /already playing/);
   assert.equal(adm(['player', 'place-spawn', 'alice', 'W1N1', '99', '25']).code, 2);
+  assert.equal(adm(['player', 'place-spawn', 'alice', 'nowhere', '25', '25']).code, 2);
+  assert.equal(adm(['world', 'generate', '0', '--yes']).code, 2);
+  assert.equal(adm(['world', 'generate', '100000', '--yes']).code, 2);
+  assert.equal(adm(['world', 'reset']).code, 2, 'reset needs --yes off a terminal');
+  assert.equal(adm(['player', 'respawn', 'alice']).code, 2, 'respawn needs --yes off a terminal');
+  const r = ok(['player', 'respawn', 'alice', '--yes', '--json']).json;
+  assert.deepEqual(r.previous_rooms, [room]);
+  assert.deepEqual(await rooms(), [r.room]);
+  assert.equal(ok(['world', 'status', '--json', '--no-hash']).json.rooms, 9);
 });
 
 test('broadcast reaches every websocket client on server-message', async () => {

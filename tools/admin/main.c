@@ -96,12 +96,23 @@ static const cmd_spec cmds[] = {
      "Answers once the N ticks are committed, with the new game time.\n", "", 0, 1, cmd_world_step},
     {"world", "tick-rate", "MS", "set the tick interval (0: as fast as possible)",
      "Until the server stops; its configuration (--tick-ms) says what a start uses.\n", "", 1, 1, cmd_world_tick_rate},
-    {"world", "generate", "ROOMS", "generate a world of ROOMS rooms",
-     "Needs the world module (not in this build yet: the server answers so).\n", "", 1, 1, cmd_world_generate},
-    {"world", "reset", "", "erase the world (rooms, objects) and start over",
-     "Needs the world module (not in this build yet). Asks for confirmation on a\n"
-     "terminal; --yes otherwise.\n",
-     "", 0, 0, cmd_world_reset},
+    {"world", "generate", "ROOMS", "replace the world with a new one of at least ROOMS rooms",
+     "The new world is square: ceil(sqrt(ROOMS)) rooms a side, at most 64 (4096 rooms).\n"
+     "Every room and object of the old world is lost. Players keep their accounts, code\n"
+     "and Memory; every player who had a room is placed again in a free room of the new\n"
+     "world (in id order, with a new Spawn1), and every global starts over. Players with\n"
+     "no room left are listed (place them with player place-spawn). Asks for confirmation\n"
+     "on a terminal; --yes otherwise.\n\n"
+     "Options:\n  --seed N             the generator's seed (default: the current world's)\n\n"
+     "Example:\n  isoworld-admin world generate 16 --seed 7 --yes    # 4x4 rooms\n",
+     "seed=", 1, 1, cmd_world_generate},
+    {"world", "reset", "", "put the world back to its generated state, players placed again",
+     "A fresh start: a new world of the same size and (unless --seed) the same seed, so\n"
+     "rooms and terrain are as generated, with no creeps or structures left; every player\n"
+     "who had a room is placed again as world generate does. Asks for confirmation on a\n"
+     "terminal; --yes otherwise.\n\n"
+     "Options:\n  --seed N             a different seed\n",
+     "seed=", 0, 0, cmd_world_reset},
     {"player", "stats", "NAME", "a player's CPU, bucket, last tick, Memory, segments, code", "", "", 1, 1,
      cmd_player_stats},
     {"player", "reset-global", "NAME", "give a player a fresh global (as after a code upload)",
@@ -114,12 +125,20 @@ static const cmd_spec cmds[] = {
      "--follow, keeps printing until interrupted (Ctrl-C).\n\n"
      "Options:\n  --follow, -f         keep following\n",
      "follow", 1, 1, cmd_player_console},
-    {"player", "respawn", "NAME", "remove a player's rooms and objects so they can start again",
-     "Needs the world module (not in this build yet). Asks for confirmation on a\n"
-     "terminal; --yes otherwise.\n",
+    {"player", "respawn", "NAME", "remove a player's rooms and objects and start them again in a free room",
+     "Every object of the player goes and its rooms are released; the player is then\n"
+     "placed in a free room with a new Spawn1, and its global starts over (code and Memory\n"
+     "are kept). Refused, with nothing changed, when no room is free. Asks for\n"
+     "confirmation on a terminal; --yes otherwise.\n",
      "", 1, 1, cmd_player_respawn},
-    {"player", "place-spawn", "NAME ROOM X Y", "place a player's first spawn",
-     "Needs the world module (not in this build yet).\n", "", 4, 4, cmd_player_place_spawn},
+    {"player", "place-spawn", "NAME ROOM X Y", "place the first spawn of a player who has no room",
+     "Claims ROOM for the player and puts its spawn at X,Y (1 to 48: not on the room's\n"
+     "edge, not on a wall or another object). Refused for a player who owns a room\n"
+     "already (respawn them instead). For servers started with --no-auto-spawn, or players\n"
+     "left without a room by world generate.\n\n"
+     "Options:\n  --name NAME          the spawn's name (default Spawn1)\n\n"
+     "Example:\n  isoworld-admin player place-spawn alice W2N1 25 25 --name Home\n",
+     "name=", 4, 4, cmd_player_place_spawn},
     {NULL, "backup", "FILE", "a consistent copy of the running world into FILE",
      "LMDB's consistent copy, taken while the server runs (ticks go on). The server\n"
      "writes FILE (a path on the server's machine; relative paths are made absolute\n"

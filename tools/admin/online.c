@@ -486,8 +486,12 @@ int cmd_world_status(adm *a) {
          json_real_value(json_object_get(t, "max_ms")), json_real_value(json_object_get(t, "interval_ms")),
          ji(t, "window"));
   printf("%splayers%s      %lld (%lld active, %lld banned)\n", b, x, ji(p, "total"), ji(p, "active"), ji(p, "banned"));
-  printf("%srooms%s        %lld%s\n", b, x, ji(r, "rooms"),
-         json_is_null(json_object_get(r, "world")) ? " (no world module in this build)" : "");
+  json_t *w = json_object_get(r, "world");
+  if (json_is_object(w))
+    printf("%srooms%s        %lld (%lldx%lld, seed %lld)\n", b, x, ji(r, "rooms"), ji(w, "width"), ji(w, "height"),
+           ji(w, "seed"));
+  else
+    printf("%srooms%s        %lld (this server has no world)\n", b, x, ji(r, "rooms"));
   if (json_object_get(r, "state_hash")) printf("%sstate hash%s   %s\n", b, x, js(r, "state_hash"));
   char used[32], map[32], up[32];
   adm_bytes((uint64_t)ji(st, "used"), used, sizeof used);
@@ -583,17 +587,90 @@ static int simple(adm *a, const char *route, json_t *body, const char *done_text
   return EXIT_OK;
 }
 
+/* --seed N of generate and reset into body (absent: the current world's seed). */
+static bool seed_flag(adm *a, json_t *body, int *rc) {
+  const char *s = adm_flag(a, "seed");
+  if (!s) return true;
+  long long seed;
+  if (!adm_int_arg(a, "--seed", s, 0, LLONG_MAX, &seed, rc)) return false;
+  json_object_set_new(body, "seed", json_integer((json_int_t)seed));
+  return true;
+}
+
+/* The answer of generate and reset: the new world and where its players went. */
+static int print_new_world(adm *a, json_t *r, const char *what) {
+  if (a->json) {
+    adm_print_json(r);
+    return EXIT_OK;
+  }
+  printf("%s: %lld room%s (%lldx%lld, seed %lld) at game time %lld\n", what, ji(r, "rooms"),
+         ji(r, "rooms") == 1 ? "" : "s", ji(r, "width"), ji(r, "height"), ji(r, "seed"), ji(r, "game_time"));
+  json_t *placed = json_object_get(r, "placed"), *unplaced = json_object_get(r, "unplaced");
+  if (json_array_size(placed) + json_array_size(unplaced)) {
+    adm_table t;
+    adm_table_init(&t, 4, "ID", "USERNAME", "ROOM", "BEFORE");
+    t.right[0] = true;
+    size_t i;
+    json_t *e;
+    json_array_foreach(placed, i, e) adm_table_add(&t, js(e, "id"), js(e, "username"), js(e, "room"), js(e, "from"));
+    json_array_foreach(unplaced, i, e) {
+      char why[96];
+      snprintf(why, sizeof why, "- (%s)", js(e, "reason"));
+      adm_table_add(&t, js(e, "id"), js(e, "username"), why, js(e, "from"));
+    }
+    adm_table_print(a, &t);
+    adm_table_release(&t);
+  } else {
+    printf("no player had a room\n");
+  }
+  if (json_array_size(unplaced))
+    fprintf(stderr, "isoworld-admin: %s%zu player%s could not be placed (no free room): place them with player "
+            "place-spawn, or generate a bigger world%s\n",
+            adm_c(a, true, "yellow"), json_array_size(unplaced), json_array_size(unplaced) == 1 ? "" : "s",
+            adm_c(a, true, "reset"));
+  json_decref(r);
+  return EXIT_OK;
+}
+
 int cmd_world_generate(adm *a) {
   long long n;
   int rc;
-  if (!adm_int_arg(a, "ROOMS", a->pos[0], 1, 10000, &n, &rc)) return rc;
-  return simple(a, "/admin/world/generate", json_pack("{s:I}", "rooms", (json_int_t)n), "world generated");
+  if (!adm_int_arg(a, "ROOMS", a->pos[0], 1, 64 * 64, &n, &rc)) return rc;
+  json_t *body = json_pack("{s:I}", "rooms", (json_int_t)n);
+  if (!seed_flag(a, body, &rc)) {
+    json_decref(body);
+    return rc;
+  }
+  long long side = 1;
+  while (side * side < n) side++;
+  if (!adm_confirm(a, &rc,
+                   "Replace the world with a new one of %lld rooms (%lldx%lld)? Every room and object is lost; "
+                   "players who had a room get a new one.",
+                   side * side, side, side)) {
+    json_decref(body);
+    return rc;
+  }
+  json_t *r;
+  rc = post(a, "/admin/world/generate", body, a->timeout_s > 300 ? a->timeout_s : 300, &r);
+  return rc ? rc : print_new_world(a, r, "world generated");
 }
 
 int cmd_world_reset(adm *a) {
   int rc;
-  if (!adm_confirm(a, &rc, "Erase the world (every room and object)?")) return rc;
-  return simple(a, "/admin/world/reset", NULL, "world reset");
+  json_t *body = json_object();
+  if (!seed_flag(a, body, &rc)) {
+    json_decref(body);
+    return rc;
+  }
+  if (!adm_confirm(a, &rc,
+                   "Reset the world to its generated state? Every room and object is lost; players who had a room "
+                   "start over in a new one.")) {
+    json_decref(body);
+    return rc;
+  }
+  json_t *r;
+  rc = post(a, "/admin/world/reset", body, a->timeout_s > 300 ? a->timeout_s : 300, &r);
+  return rc ? rc : print_new_world(a, r, "world reset");
 }
 
 /* ------------------------------------------------------------------ player */
@@ -714,18 +791,73 @@ int cmd_player_console(adm *a) {
 
 int cmd_player_respawn(adm *a) {
   int rc;
-  if (!adm_confirm(a, &rc, "Respawn %s (their rooms and objects are removed)?", a->pos[0])) return rc;
-  return simple(a, "/admin/player/respawn", json_pack("{s:s}", "user", a->pos[0]), "respawned");
+  if (!adm_confirm(a, &rc, "Respawn %s (every room and object of theirs is removed; they start over in a free room)?",
+                   a->pos[0]))
+    return rc;
+  json_t *r;
+  rc = post(a, "/admin/player/respawn", json_pack("{s:s}", "user", a->pos[0]), 0, &r);
+  if (rc) return rc;
+  if (a->json) {
+    adm_print_json(r);
+    return EXIT_OK;
+  }
+  json_t *prev = json_object_get(r, "previous_rooms");
+  char was[256] = "";
+  size_t i;
+  json_t *e;
+  json_array_foreach(prev, i, e) {
+    size_t l = strlen(was);
+    snprintf(was + l, sizeof was - l, "%s%s", i ? ", " : "", json_string_value(e) ? json_string_value(e) : "?");
+  }
+  printf("%s respawned in %s (%s%s); a fresh global from tick %lld\n", js(r, "username"), js(r, "room"),
+         was[0] ? "had " : "had no room", was, ji(r, "from_tick"));
+  json_decref(r);
+  return EXIT_OK;
+}
+
+/* Screeps room names: W|E digits N|S digits. */
+static bool room_name_ok(const char *r) {
+  size_t n = strlen(r);
+  const char *p = r;
+  if (n >= 16 || (*p != 'W' && *p != 'E')) return false;
+  size_t d = strspn(++p, "0123456789");
+  if (!d || (p[d] != 'N' && p[d] != 'S')) return false;
+  p += d + 1;
+  d = strspn(p, "0123456789");
+  return d && !p[d];
 }
 
 int cmd_player_place_spawn(adm *a) {
   long long x, y;
   int rc;
-  if (!adm_int_arg(a, "X", a->pos[2], 0, 49, &x, &rc) || !adm_int_arg(a, "Y", a->pos[3], 0, 49, &y, &rc)) return rc;
-  return simple(
-      a, "/admin/player/place-spawn",
-      json_pack("{s:s, s:s, s:I, s:I}", "user", a->pos[0], "room", a->pos[1], "x", (json_int_t)x, "y", (json_int_t)y),
-      "spawn placed");
+  if (!room_name_ok(a->pos[1]))
+    return adm_fail(a, EXIT_USAGE, "%s: '%s' is not a room name (like W1N1 or E2S3)", a->cmd_name, a->pos[1]);
+  if (!adm_int_arg(a, "X", a->pos[2], 1, 48, &x, &rc) || !adm_int_arg(a, "Y", a->pos[3], 1, 48, &y, &rc)) return rc;
+  json_t *body =
+      json_pack("{s:s, s:s, s:I, s:I}", "user", a->pos[0], "room", a->pos[1], "x", (json_int_t)x, "y", (json_int_t)y);
+  const char *name = adm_flag(a, "name");
+  if (name) {
+    if (!*name || strlen(name) > 100) {
+      json_decref(body);
+      return adm_fail(a, EXIT_USAGE, "%s: --name must be 1 to 100 bytes", a->cmd_name);
+    }
+    json_t *j = json_string(name);
+    if (!j) {
+      json_decref(body);
+      return adm_fail(a, EXIT_USAGE, "%s: --name must be UTF-8 text", a->cmd_name);
+    }
+    json_object_set_new(body, "name", j);
+  }
+  json_t *r;
+  rc = post(a, "/admin/player/place-spawn", body, 0, &r);
+  if (rc) return rc;
+  if (a->json) {
+    adm_print_json(r);
+    return EXIT_OK;
+  }
+  printf("%s placed: %s at %s %lld,%lld\n", js(r, "username"), js(r, "spawn"), js(r, "room"), ji(r, "x"), ji(r, "y"));
+  json_decref(r);
+  return EXIT_OK;
 }
 
 /* ------------------------------------------------------------------ backup, broadcast, log */
