@@ -1,11 +1,14 @@
 // The browser page, driven by playwright-core with Debian's chromium (headless): sign in,
 // upload code from the editor, see its log line appear in the live console, type a console
-// command and see its result, watch the CPU plot fill. The page must load nothing from
+// command and see its result, watch the CPU plot fill, watch the room view: the player's
+// room (given at registration) drawn from its terrain and the room:<NAME> channel, then the
+// starter bot of server/demo/ uploaded elsewhere, loaded into the editor from the page's
+// notice, and its creeps appearing in the view tick by tick. The page must load nothing from
 // anywhere but the server. A screenshot is saved as a test artefact
 // ($ISOWORLD_ARTIFACTS/page.png, ctest sets it to <build>/artifacts).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -105,6 +108,78 @@ test('a console command typed in the page shows its result', async () => {
   await page.fill('#console-input', 'nosuch.thing');
   await page.press('#console-input', 'Enter');
   await page.waitForSelector('#console-output .result:has-text("ReferenceError")', { timeout: 10000 });
+});
+
+test('the room view draws the player\'s room: terrain, Spawn1, then the bot\'s creeps, live', async () => {
+  const start = await page.evaluate(async () => {
+    const res = await fetch('/api/user/world-start-room', { headers: { 'X-Token': window.isoworld.state.token } });
+    return res.json();
+  });
+  assert.equal(start.ok, 1);
+  const room = start.room[0];
+  await page.waitForSelector(`#room-canvas[data-room="${room}"][data-terrain="yes"]`, { timeout: 10000 });
+  await page.waitForFunction(() => Number(document.getElementById('room-canvas').dataset.spawns) >= 1, null, { timeout: 10000 });
+  // the live feed: a snapshot, then diffs that move gameTime on
+  await page.waitForFunction(() => window.isoworld.state.room.live, null, { timeout: 10000 });
+  const t1 = await page.evaluate(() => window.isoworld.state.room.gameTime);
+  await page.waitForFunction((t) => window.isoworld.state.room.gameTime > t + 3, t1, { timeout: 10000 });
+  assert.equal(await page.inputValue('#room-pick'), room);
+  assert.match(await page.textContent('#room-readout'), new RegExp(`^${room} · tick \\d+ · controller level 1 \\(\\d+/200\\) of ada`));
+  const drawn = await page.evaluate(() => window.isoworld.state.room.drawn);
+  assert.equal(drawn.spawn, 1);
+  assert.equal(drawn.controller, 1);
+  assert.ok(drawn.source >= 1);
+  // the canvas really shows something where the spawn is: not the terrain's colour
+  const spawnPixel = await page.evaluate(() => {
+    const c = document.getElementById('room-canvas');
+    const s = Object.values(window.isoworld.state.room.objects).find((o) => o.type === 'spawn');
+    const k = c.width / 50;
+    return Array.from(c.getContext('2d').getImageData(Math.floor((s.x + 0.5) * k), Math.floor((s.y + 0.5) * k), 1, 1).data);
+  });
+  assert.notDeepEqual(spawnPixel.slice(0, 3), [44, 48, 57], 'the spawn is drawn over the plain');
+
+  // The starter bot, uploaded with the API (as another tool would): the page offers to
+  // load it; loaded, the editor shows it. Its creeps then appear in the room view.
+  const demo = path.resolve(here, '../../server/demo');
+  const modules = {};
+  for (const m of ['main', 'role.harvester', 'role.upgrader', 'role.builder']) modules[m] = readFileSync(path.join(demo, `${m}.js`), 'utf8');
+  const up = await page.evaluate(async (modules) => {
+    const res = await fetch('/api/user/code', {
+      method: 'POST',
+      headers: { 'X-Token': window.isoworld.state.token, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ branch: 'default', modules, _hash: 1 }),
+    });
+    return res.json();
+  }, modules);
+  assert.equal(up.ok, 1);
+  await page.click('#code-notice button:has-text("load it")');
+  await page.waitForSelector('#tabs button:has-text("role.harvester")');
+  assert.match(await page.evaluate(() => window.isoworld.editor.getValue()), /roleHarvester\.run\(creep\)/);
+  await page.waitForFunction(() => Number(document.getElementById('room-canvas').dataset.creeps) >= 2, null, { timeout: 40000 });
+  // what the page merged is what the server says (give or take a tick or two of motion)
+  const { merged, served } = await page.evaluate(async (room) => {
+    const r = await fetch(`/api/game/room-objects?room=${room}`).then((x) => x.json());
+    const count = (objs) => objs.reduce((m, o) => ({ ...m, [o.type]: (m[o.type] || 0) + 1 }), {});
+    return { merged: count(Object.values(window.isoworld.state.room.objects)), served: count(r.objects) };
+  }, room);
+  assert.equal(merged.spawn, served.spawn);
+  assert.equal(merged.source, served.source);
+  assert.ok(Math.abs(merged.creep - served.creep) <= 1, `creeps: ${merged.creep} merged, ${served.creep} served`);
+  // hovering a tile names it and what is on it
+  const box = await page.$eval('#room-canvas', (c) => { const r = c.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width }; });
+  const spawn = await page.evaluate(() => Object.values(window.isoworld.state.room.objects).find((o) => o.type === 'spawn'));
+  await page.mouse.move(box.x + (spawn.x + 0.5) * box.w / 50, box.y + (spawn.y + 0.5) * box.w / 50);
+  await page.waitForSelector('#room-hover:has-text("spawn Spawn1")');
+  // another room from the picker: its own terrain and feed; then back to ada's
+  const other = await page.$$eval('#room-pick option', (os, room) => os.map((o) => o.value).find((v) => v !== room), room);
+  await page.selectOption('#room-pick', other);
+  await page.waitForSelector(`#room-canvas[data-room="${other}"][data-terrain="yes"]`, { timeout: 10000 });
+  await page.waitForFunction((o) => window.isoworld.state.room.live && window.isoworld.state.room.name === o, other, { timeout: 10000 });
+  assert.equal(await page.evaluate(() => window.isoworld.state.room.drawn.creep || 0), 0, `no creeps of ada in ${other}`);
+  await page.selectOption('#room-pick', room);
+  await page.waitForFunction((r) => window.isoworld.state.room.live && window.isoworld.state.room.name === r &&
+    window.isoworld.state.room.drawn.spawn === 1, room, { timeout: 10000 });
+  await sleep(3000); // a few more ticks of the bot, for the screenshot
 });
 
 test('a screenshot of the page is saved', async () => {

@@ -1,5 +1,6 @@
 // isoworld's page: sign in, edit and upload code, watch the console live and type console
-// commands, and see CPU and Memory plotted per tick. Plain JavaScript, no framework; it
+// commands, see CPU and Memory plotted per tick, and watch the player's room live (its
+// terrain and objects: the room:<NAME> channel's snapshot, then its diffs merged here). Plain JavaScript, no framework; it
 // talks to the server it was loaded from: the Screeps HTTP API (/api/...) and the
 // websocket at /socket/websocket (PROTOCOL.md). The editor is CodeMirror 5 when the build
 // put it next to the page, a text area otherwise.
@@ -26,6 +27,17 @@
     history: [],
     historyPos: 0,
     registering: false,
+    room: {
+      name: null, // the room shown
+      mine: [], // the player's rooms
+      status: null, // world-status: empty | normal | lost
+      terrain: null, // 2500 digits (0 plain, 1 wall, 2 swamp, 3 swamp wall)
+      objects: null, // id -> object, as the channel's snapshot and diffs make it
+      users: {},
+      gameTime: null,
+      live: false, // a snapshot of this subscription arrived: diffs apply
+      drawn: {}, // what the last drawing showed: {total, spawn, creep, ...}
+    },
   };
 
   // ------------------------------------------------------------------ HTTP
@@ -108,6 +120,7 @@
     $('signout').hidden = true;
     $('who').textContent = '';
     $('login-error').textContent = message || '';
+    Object.assign(state.room, { name: null, mine: [], status: null, terrain: null, objects: null, users: {}, live: false });
   }
 
   async function start() {
@@ -123,6 +136,7 @@
     connect();
     resizePlot();
     sys(`signed in as ${me.username}; the console shows what your code logs, tick by tick`);
+    initRoom().catch((err) => { $('room-readout').textContent = `no room view: ${err.message}`; });
   }
 
   // ------------------------------------------------------------------ code
@@ -409,6 +423,8 @@
       ws.send('gzip on');
       for (const c of ['console', 'cpu', 'code']) ws.send(`subscribe user:${id}/${c}`);
       ws.send('subscribe server-message');
+      state.room.live = false; // a new subscription starts with a snapshot
+      if (state.room.name) ws.send(`subscribe room:${state.room.name}`);
       setWsState('on', 'live');
       return;
     }
@@ -425,6 +441,10 @@
     const [channel, data] = JSON.parse(text);
     if (channel === 'server-message') {
       sys(`server: ${typeof data === 'string' ? data : JSON.stringify(data)}`);
+      return;
+    }
+    if (channel.startsWith('room:')) {
+      onRoom(channel.slice(5), data);
       return;
     }
     const kind = channel.slice(channel.indexOf('/') + 1);
@@ -551,9 +571,422 @@
     $('plot-readout').textContent = `CPU ${last.cpu} ms of ${limit} (mean ${avg.toFixed(1)}) · Memory ${fmtKB(last.memory)}`;
   }
 
+  // ------------------------------------------------------------------ room
+
+  // The room view: the terrain (room-terrain, encoded) drawn once into a 50×50 image, and
+  // the objects of the room:<NAME> channel on top, redrawn on every tick's frame. The
+  // channel sends a full snapshot first (it has "info"), then diffs: changed keys of
+  // changed objects, null for removed keys and objects; they are merged here.
+
+  const roomCanvas = $('room-canvas');
+  const TERRAIN_RGB = { plain: [44, 48, 57], wall: [16, 17, 21], swamp: [40, 58, 30] };
+  let terrainImage = null; // a 50×50 canvas
+  let roomDrawPending = false;
+
+  async function initRoom() {
+    const size = await api('GET', '/api/game/world-size');
+    const [start, status, mine] = await Promise.all([
+      api('GET', '/api/user/world-start-room'),
+      api('GET', '/api/user/world-status'),
+      api('GET', `/api/user/rooms?id=${encodeURIComponent(state.me._id)}`),
+    ]);
+    state.room.status = status.status;
+    state.room.mine = mine.rooms || [];
+    const sel = $('room-pick');
+    sel.textContent = '';
+    for (let x = 1; x <= size.width; x++) {
+      for (let y = 1; y <= size.height; y++) {
+        const name = `W${x}N${y}`;
+        const o = document.createElement('option');
+        o.value = name;
+        o.textContent = name + (state.room.mine.includes(name) ? ' (yours)' : '');
+        sel.appendChild(o);
+      }
+    }
+    await selectRoom(state.room.mine[0] || start.room[0]);
+  }
+
+  $('room-pick').addEventListener('change', (e) => {
+    selectRoom(e.target.value).catch((err) => sys(`cannot show room ${e.target.value}: ${err.message}`, 'err'));
+  });
+
+  // Shows `name`: its terrain now, its objects from the channel (an HTTP read fills the
+  // view until the channel's snapshot arrives).
+  async function selectRoom(name) {
+    const r = state.room;
+    if (!name || name === r.name) return;
+    const ws = state.ws && state.ws.readyState === WebSocket.OPEN ? state.ws : null;
+    if (ws && r.name) ws.send(`unsubscribe room:${r.name}`);
+    Object.assign(r, { name, terrain: null, objects: null, users: {}, gameTime: null, live: false });
+    $('room-pick').value = name;
+    roomCanvas.dataset.room = name;
+    terrainImage = null;
+    if (ws && $('ws-state').classList.contains('on')) ws.send(`subscribe room:${name}`);
+    const [t, objs] = await Promise.all([
+      api('GET', `/api/game/room-terrain?room=${encodeURIComponent(name)}&encoded=1`),
+      api('GET', `/api/game/room-objects?room=${encodeURIComponent(name)}`),
+    ]);
+    if (r.name !== name) return; // another room was chosen meanwhile
+    r.terrain = t.terrain[0].terrain;
+    terrainImage = renderTerrain(r.terrain);
+    if (!r.live) {
+      r.objects = {};
+      for (const o of objs.objects) r.objects[o._id] = o;
+      r.users = objs.users || {};
+    }
+    scheduleRoomDraw();
+  }
+
+  function isPlain(v) {
+    return v !== null && typeof v === 'object' && !Array.isArray(v);
+  }
+
+  // Merges a diff into target: null removes a key, objects merge key by key, anything
+  // else (numbers, strings, arrays) replaces.
+  function merge(target, diff) {
+    for (const [k, v] of Object.entries(diff)) {
+      if (v === null) delete target[k];
+      else if (isPlain(v) && isPlain(target[k])) merge(target[k], v);
+      else target[k] = v;
+    }
+  }
+
+  function onRoom(name, data) {
+    const r = state.room;
+    if (name !== r.name || !isPlain(data)) return;
+    if (data.info) { // a snapshot: the whole room
+      r.objects = data.objects || {};
+      r.users = data.users || {};
+      r.live = true;
+    } else if (r.live) {
+      merge(r.objects, data.objects || {});
+      if (data.users) merge(r.users, data.users);
+    } else {
+      return; // a diff to a snapshot this page did not get
+    }
+    if (data.gameTime !== undefined) r.gameTime = data.gameTime;
+    scheduleRoomDraw();
+  }
+
+  function renderTerrain(t) {
+    const c = document.createElement('canvas');
+    c.width = 50;
+    c.height = 50;
+    const ctx = c.getContext('2d');
+    const img = ctx.createImageData(50, 50);
+    for (let i = 0; i < 2500; i++) {
+      const v = t.charCodeAt(i) - 48;
+      const rgb = v & 1 ? TERRAIN_RGB.wall : v & 2 ? TERRAIN_RGB.swamp : TERRAIN_RGB.plain;
+      // a faint checker on the open tiles, so that distances can be counted
+      const d = v & 1 ? 0 : ((i % 50) + Math.floor(i / 50)) % 2 ? 3 : 0;
+      img.data.set([rgb[0] + d, rgb[1] + d, rgb[2] + d, 255], i * 4);
+    }
+    ctx.putImageData(img, 0, 0);
+    return c;
+  }
+
+  function scheduleRoomDraw() {
+    if (roomDrawPending) return;
+    roomDrawPending = true;
+    requestAnimationFrame(() => {
+      roomDrawPending = false;
+      drawRoom();
+    });
+  }
+
+  // A colour per owner, stable across pages and reloads.
+  function userColor(id) {
+    let h = 2166136261;
+    for (const ch of String(id)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+    return `hsl(${(h >>> 0) % 360}, 75%, 62%)`;
+  }
+
+  // The canvas: a square as wide as the panel, leaving room below for the creep list;
+  // a whole number of pixels per tile.
+  function resizeRoom() {
+    const panel = $('room');
+    const head = panel.querySelector('.panel-head').offsetHeight;
+    const w = panel.clientWidth - 12;
+    const h = panel.clientHeight - head - $('room-readout').offsetHeight - $('room-hover').offsetHeight - 12 - 130;
+    const size = Math.max(100, Math.floor(Math.min(w, h) / 50) * 50);
+    const dpr = window.devicePixelRatio || 1;
+    roomCanvas.style.width = `${size}px`;
+    roomCanvas.style.height = `${size}px`;
+    roomCanvas.width = Math.round(size * dpr);
+    roomCanvas.height = Math.round(size * dpr);
+    drawRoom();
+  }
+  new ResizeObserver(resizeRoom).observe($('room'));
+
+  const DRAW_ORDER = ['road', 'constructedWall', 'container', 'constructionSite', 'source', 'controller',
+    'extension', 'tower', 'spawn', 'energy', 'creep'];
+
+  function drawRoom() {
+    const r = state.room;
+    const ctx = roomCanvas.getContext('2d');
+    const dpr = window.devicePixelRatio || 1;
+    const S = roomCanvas.width / dpr;
+    const T = S / 50; // one tile
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, S, S);
+    if (terrainImage) {
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(terrainImage, 0, 0, S, S);
+    } else {
+      ctx.fillStyle = '#1a1d23';
+      ctx.fillRect(0, 0, S, S);
+    }
+    const drawn = { total: 0 };
+    const objs = r.objects ? Object.values(r.objects) : [];
+    const rank = (o) => { const i = DRAW_ORDER.indexOf(o.type); return i < 0 ? DRAW_ORDER.length : i; };
+    objs.sort((a, b) => rank(a) - rank(b));
+    const roads = new Set(objs.filter((o) => o.type === 'road').map((o) => o.y * 50 + o.x));
+    const cx = (o) => (o.x + 0.5) * T;
+    const cy = (o) => (o.y + 0.5) * T;
+    const circle = (o, rad, fill, stroke, lw) => {
+      ctx.beginPath();
+      ctx.arc(cx(o), cy(o), rad * T, 0, Math.PI * 2);
+      if (fill) { ctx.fillStyle = fill; ctx.fill(); }
+      if (stroke) { ctx.strokeStyle = stroke; ctx.lineWidth = (lw || 0.1) * T; ctx.stroke(); }
+    };
+    const energyOf = (o) => (o.store && o.store.energy) || 0;
+    const capOf = (o) => (o.storeCapacityResource && o.storeCapacityResource.energy) || o.storeCapacity || 0;
+    const says = [];
+    for (const o of objs) {
+      if (typeof o.x !== 'number' || typeof o.y !== 'number') continue;
+      const own = o.user ? userColor(o.user) : '#9aa0ad';
+      switch (o.type) {
+        case 'road':
+          ctx.strokeStyle = '#5d6270';
+          ctx.lineWidth = 0.22 * T;
+          ctx.lineCap = 'round';
+          for (const [dx, dy] of [[1, 0], [0, 1], [1, 1], [1, -1]]) {
+            if (!roads.has((o.y + dy) * 50 + o.x + dx)) continue;
+            ctx.beginPath();
+            ctx.moveTo(cx(o), cy(o));
+            ctx.lineTo(cx(o) + dx * T, cy(o) + dy * T);
+            ctx.stroke();
+          }
+          circle(o, 0.15, '#5d6270');
+          break;
+        case 'constructedWall':
+          ctx.fillStyle = '#4b4f5a';
+          ctx.fillRect(o.x * T, o.y * T, T, T);
+          break;
+        case 'container':
+          ctx.fillStyle = '#4a3f2a';
+          ctx.strokeStyle = '#a08a58';
+          ctx.lineWidth = 0.08 * T;
+          ctx.fillRect((o.x + 0.22) * T, (o.y + 0.2) * T, 0.56 * T, 0.6 * T);
+          ctx.strokeRect((o.x + 0.22) * T, (o.y + 0.2) * T, 0.56 * T, 0.6 * T);
+          break;
+        case 'constructionSite': {
+          circle(o, 0.32, 'rgba(0,0,0,0.35)', '#7fd38f', 0.08);
+          const p = o.progressTotal ? Math.min(1, o.progress / o.progressTotal) : 0;
+          if (p > 0) {
+            ctx.beginPath();
+            ctx.moveTo(cx(o), cy(o));
+            ctx.arc(cx(o), cy(o), 0.24 * T, -Math.PI / 2, -Math.PI / 2 + p * Math.PI * 2);
+            ctx.closePath();
+            ctx.fillStyle = '#7fd38f';
+            ctx.fill();
+          }
+          break;
+        }
+        case 'source': {
+          const f = o.energyCapacity ? o.energy / o.energyCapacity : 1;
+          ctx.fillStyle = `rgba(240, 192, 90, ${0.3 + 0.7 * f})`;
+          ctx.strokeStyle = '#f0c05a';
+          ctx.lineWidth = 0.08 * T;
+          ctx.beginPath();
+          ctx.roundRect ? ctx.roundRect((o.x + 0.1) * T, (o.y + 0.1) * T, 0.8 * T, 0.8 * T, 0.2 * T)
+            : ctx.rect((o.x + 0.1) * T, (o.y + 0.1) * T, 0.8 * T, 0.8 * T);
+          ctx.fill();
+          ctx.stroke();
+          break;
+        }
+        case 'controller': {
+          circle(o, 0.62, '#0d0f13', o.user ? own : '#6b7080', 0.12);
+          const p = o.progressTotal ? Math.min(1, o.progress / o.progressTotal) : 0;
+          if (p > 0) {
+            ctx.beginPath();
+            ctx.arc(cx(o), cy(o), 0.45 * T, -Math.PI / 2, -Math.PI / 2 + p * Math.PI * 2);
+            ctx.strokeStyle = '#d8dbe2';
+            ctx.lineWidth = 0.1 * T;
+            ctx.stroke();
+          }
+          if (T >= 6) {
+            ctx.fillStyle = '#d8dbe2';
+            ctx.font = `600 ${Math.round(0.7 * T)}px system-ui, sans-serif`;
+            ctx.textAlign = 'center';
+            ctx.textBaseline = 'middle';
+            ctx.fillText(String(o.level || 0), cx(o), cy(o) + 0.04 * T);
+          }
+          break;
+        }
+        case 'extension':
+        case 'spawn':
+        case 'tower': {
+          const big = o.type === 'spawn' ? 0.5 : 0.34;
+          circle(o, big, '#0d0f13', own, o.type === 'spawn' ? 0.14 : 0.1);
+          const cap = capOf(o);
+          const f = cap ? Math.min(1, energyOf(o) / cap) : 0;
+          if (f > 0) circle(o, (big - 0.14) * Math.sqrt(f), '#f0c05a');
+          if (o.type === 'tower') {
+            ctx.fillStyle = own;
+            ctx.fillRect(cx(o) - 0.08 * T, cy(o) - 0.45 * T, 0.16 * T, 0.4 * T);
+          }
+          if (o.type === 'spawn' && o.spawning) circle(o, big + 0.14, null, 'rgba(255,255,255,0.55)', 0.06);
+          break;
+        }
+        case 'energy':
+          circle(o, 0.1 + 0.2 * Math.min(1, (o.energy || 0) / 500), '#f0c05a');
+          break;
+        case 'creep': {
+          ctx.globalAlpha = o.spawning ? 0.45 : 1;
+          circle(o, 0.4, own, '#0d0f13', 0.08);
+          const cap = o.storeCapacity || 0;
+          const f = cap ? Math.min(1, energyOf(o) / cap) : 0;
+          if (f > 0) circle(o, 0.25 * Math.sqrt(f), '#f0c05a');
+          ctx.globalAlpha = 1;
+          const say = o.actionLog && o.actionLog.say && o.actionLog.say.message;
+          if (say && !o.spawning) says.push([o, String(say)]);
+          break;
+        }
+        default:
+          circle(o, 0.2, '#c88cff');
+      }
+      drawn.total++;
+      drawn[o.type] = (drawn[o.type] || 0) + 1;
+    }
+    // speech bubbles last, above everything
+    if (T >= 6) {
+      ctx.font = `${Math.max(9, Math.round(0.75 * T))}px system-ui, sans-serif`;
+      ctx.textAlign = 'center';
+      ctx.textBaseline = 'bottom';
+      for (const [o, text] of says) {
+        const w = ctx.measureText(text).width + 6;
+        ctx.fillStyle = 'rgba(13,15,19,0.8)';
+        ctx.fillRect(cx(o) - w / 2, cy(o) - 1.55 * T, w, 0.95 * T);
+        ctx.fillStyle = '#eef0f4';
+        ctx.fillText(text, cx(o), cy(o) - 0.65 * T);
+      }
+    }
+    r.drawn = drawn;
+    roomCanvas.dataset.objects = String(drawn.total);
+    roomCanvas.dataset.spawns = String(drawn.spawn || 0);
+    roomCanvas.dataset.creeps = String(drawn.creep || 0);
+    roomCanvas.dataset.gameTime = r.gameTime === null ? '' : String(r.gameTime);
+    roomCanvas.dataset.terrain = terrainImage ? 'yes' : 'no';
+    roomReadout();
+    creepList(objs);
+  }
+
+  // The creeps of the room, one line each: owner, name, position, energy, ticks to live.
+  function creepList(objs) {
+    const list = $('room-list');
+    const r = state.room;
+    const creeps = objs.filter((o) => o.type === 'creep').sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    list.textContent = '';
+    for (const c of creeps.slice(0, 100)) {
+      const row = document.createElement('div');
+      const dot = document.createElement('i');
+      dot.style.background = userColor(c.user);
+      row.appendChild(dot);
+      const ttl = c.spawning ? 'spawning' : c.ageTime && r.gameTime !== null ? `ttl ${c.ageTime - r.gameTime}` : '';
+      const say = c.actionLog && c.actionLog.say ? c.actionLog.say.message : '';
+      for (const [text, cls] of [[c.name, ''], [`${c.x},${c.y}`, ''], [`energy ${(c.store && c.store.energy) || 0}/${c.storeCapacity || 0}`, ''],
+        [say ? `"${say}"` : ttl, say ? 'say' : '']]) {
+        const span = document.createElement('span');
+        span.textContent = text;
+        if (cls) span.className = cls;
+        row.appendChild(span);
+      }
+      list.appendChild(row);
+    }
+    if (!creeps.length) list.innerHTML = '<div class="muted"><span></span><span>no creeps here</span></div>';
+  }
+
+  function roomReadout() {
+    const r = state.room;
+    if (!r.name) return;
+    const objs = r.objects ? Object.values(r.objects) : [];
+    const ctl = objs.find((o) => o.type === 'controller');
+    const parts = [r.name];
+    if (r.gameTime !== null) parts.push(`tick ${r.gameTime}`);
+    if (ctl) {
+      const owner = ctl.user && r.users[ctl.user] ? r.users[ctl.user].username : null;
+      parts.push(owner ? `controller level ${ctl.level} (${ctl.progress}/${ctl.progressTotal}) of ${owner}` : 'controller unowned');
+    }
+    const n = (t) => objs.filter((o) => o.type === t).length;
+    parts.push(`${n('creep')} creeps`);
+    const stores = objs.filter((o) => o.type === 'spawn' || o.type === 'extension');
+    if (stores.length) {
+      const e = stores.reduce((s, o) => s + ((o.store && o.store.energy) || 0), 0);
+      const c = stores.reduce((s, o) => s + ((o.storeCapacityResource && o.storeCapacityResource.energy) || 0), 0);
+      parts.push(`energy ${e}/${c}`);
+    }
+    if (n('constructionSite')) parts.push(`${n('constructionSite')} sites`);
+    if (!r.live) parts.push(state.ws ? 'waiting for the live feed…' : 'offline');
+    if (r.status === 'empty' && !r.mine.length) parts.push('you have no room: click a free tile to place your spawn');
+    $('room-readout').textContent = parts.join(' · ');
+    const legend = $('room-users');
+    legend.textContent = '';
+    for (const [id, u] of Object.entries(r.users)) {
+      const i = document.createElement('i');
+      i.style.background = userColor(id);
+      legend.appendChild(i);
+      legend.appendChild(document.createTextNode(u.username));
+    }
+  }
+
+  // The tile under the pointer and what is on it.
+  function tileAt(e) {
+    const rect = roomCanvas.getBoundingClientRect();
+    const x = Math.floor(((e.clientX - rect.left) / rect.width) * 50);
+    const y = Math.floor(((e.clientY - rect.top) / rect.height) * 50);
+    return x >= 0 && x < 50 && y >= 0 && y < 50 ? { x, y } : null;
+  }
+
+  roomCanvas.addEventListener('mousemove', (e) => {
+    const r = state.room;
+    const t = tileAt(e);
+    if (!t || !r.terrain) return;
+    const v = r.terrain.charCodeAt(t.y * 50 + t.x) - 48;
+    const what = [`${r.name} ${t.x},${t.y}: ${v & 1 ? 'wall' : v & 2 ? 'swamp' : 'plain'}`];
+    for (const o of Object.values(r.objects || {})) {
+      if (o.x !== t.x || o.y !== t.y) continue;
+      let d = o.type === 'constructionSite' ? `site of ${o.structureType} ${o.progress}/${o.progressTotal}` : o.type;
+      if (o.name) d += ` ${o.name}`;
+      if (o.type === 'source') d += ` ${o.energy}/${o.energyCapacity}`;
+      if (o.store && o.store.energy !== undefined) d += ` (energy ${o.store.energy})`;
+      if (o.user && r.users[o.user]) d += ` of ${r.users[o.user].username}`;
+      what.push(d);
+    }
+    $('room-hover').textContent = what.join(' · ');
+  });
+
+  // A player without a room places their first spawn by clicking a tile.
+  roomCanvas.addEventListener('click', async (e) => {
+    const r = state.room;
+    const t = tileAt(e);
+    if (!t || r.status !== 'empty' || r.mine.length) return;
+    if (!window.confirm(`Place your first spawn, Spawn1, in ${r.name} at ${t.x},${t.y}?`)) return;
+    try {
+      await api('POST', '/api/game/place-spawn', { room: r.name, x: t.x, y: t.y, name: 'Spawn1' });
+      sys(`Spawn1 placed in ${r.name} at ${t.x},${t.y}`);
+      const name = r.name;
+      r.name = null; // reload the room list and the room
+      await initRoom();
+      if (!r.name) await selectRoom(name);
+    } catch (err) {
+      sys(`the spawn could not be placed: ${err.message}`, 'err');
+    }
+  });
+
   // ------------------------------------------------------------------ boot
 
-  window.isoworld = { state, editor, upload }; // for tests and the curious
+  window.isoworld = { state, editor, upload, selectRoom, drawRoom }; // for tests and the curious
   if (state.token) {
     start().catch(() => signOut());
   } else {
