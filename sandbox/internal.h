@@ -410,6 +410,13 @@ void sbx__run_end(sbx__run *run);
 /* Gives a terminated run a fresh budget of extra_ms (CPU and wall) from now: console
  * commands still run after a CPU timeout. The hard limit is unchanged. */
 void sbx__run_rearm(sbx__run *run, double extra_ms);
+/* CPU time of run up to the clock reading `now`, never negative: a run's start may be an
+ * estimate chained from short runs billed their wall time (watchdog.c), which a thread
+ * preempted during them can put ahead of its clock. */
+static inline uint64_t sbx__run_cpu_since(const sbx__run *run, uint64_t now) {
+  uint64_t start = __atomic_load_n(&run->cpu_start_ns, __ATOMIC_RELAXED);
+  return now > start ? now - start : 0;
+}
 /* CPU milliseconds since sbx__run_begin (Game.cpu.getUsed). */
 double sbx__run_cpu_ms(const sbx__run *run);
 /* Remaining CPU and wall budget of a run in progress, ns (0 when spent). */

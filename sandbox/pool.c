@@ -111,7 +111,7 @@ static void worker_abandon(sbx__run *run, void *ud) {
       }
     }
     job->out.wall_ns = run->hard_ns;
-    job->out.cpu_ns = sbx__now_ns(run->cpu_clock) - run->cpu_start_ns;
+    job->out.cpu_ns = sbx__run_cpu_since(run, sbx__now_ns(run->cpu_clock));
     if (atomic_fetch_add(&p->done, 1) + 1 == p->n) pthread_cond_broadcast(&p->done_cv);
   } else if (z) {
     z->refs = 1; /* no vm holds it */

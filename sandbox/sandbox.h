@@ -53,7 +53,7 @@
  * of the previous run on the same thread is clocked from that end, saving a system call:
  * it is billed the sandbox's few microseconds in between; a run shorter than 50 us of
  * wall time is billed its wall time, an upper bound of its CPU time, without reading the
- * clock — at most 64 in a row), wall time, heap (per vm), external memory
+ * clock — at most 16 in a row), wall time, heap (per vm), external memory
  * (ArrayBuffers, per vm), and the size of strings given to eval/Function. Each ends a run
  * with its own status. For ticks they come from sbx_tick_in; for the general API from
  * sbx_vm_options (cpu_limit_ms, wall_limit_ms) and the call's timeout.

@@ -129,7 +129,7 @@ static bool wd_check(sbx__run *run, uint64_t now, uint64_t *wake) {
   uint64_t next = UINT64_MAX;
   uint64_t wall = now - run->wall_start_ns;
   if (!run->wd_terminated_at) {
-    uint64_t cpu = sbx__now_ns(run->cpu_clock) - run->cpu_start_ns;
+    uint64_t cpu = sbx__run_cpu_since(run, sbx__now_ns(run->cpu_clock));
     if (cpu >= run->cpu_budget_ns) {
       sbx__iso_terminate(run->iso, SBX_CPU_LIMIT);
       run->wd_terminated_at = now;
@@ -257,10 +257,12 @@ static __thread uint64_t tls_cpu_end, tls_wall_end;
  * a run under CPU_SHORT_NS of wall time (an empty tick takes ~5 us) is billed its wall
  * time, which can only be more than its CPU time, and the next run chains from there. At
  * most CPU_CHAIN_MAX runs in a row end that way before a real read, so the chained
- * estimates stay within microseconds of the thread's clock. The watchdog always reads the
- * real clock of a run it checks. */
+ * estimates stay within microseconds of the thread's clock — unless the thread was
+ * preempted during them, which can put a chained start up to CPU_CHAIN_MAX x CPU_SHORT_NS
+ * (0.8 ms) ahead of the clock: every use of a start saturates (sbx__run_cpu_since). The
+ * watchdog always reads the real clock of a run it checks. */
 #define CPU_SHORT_NS 50000u
-#define CPU_CHAIN_MAX 64u
+#define CPU_CHAIN_MAX 16u
 static __thread unsigned tls_chain;
 
 void sbx__run_begin(sbx__run *run) {
@@ -304,6 +306,9 @@ void sbx__run_end(sbx__run *run) {
     tls_chain++;
   } else {
     run->cpu_end_ns = sbx__now_ns(OWN_CPU);
+    /* a start chained from estimates may be ahead of the clock (a thread preempted during
+     * short runs): never less than nothing */
+    if (run->cpu_end_ns < run->cpu_start_ns) run->cpu_end_ns = run->cpu_start_ns;
     tls_chain = 0;
   }
   tls_cpu_end = run->cpu_end_ns;
@@ -332,7 +337,7 @@ void sbx__run_rearm(sbx__run *run, double extra_ms) {
   if (e) {
     bool locked = entry_lock(e); /* false: dropped (abandoned), nobody watches it */
     uint64_t now = sbx__now_ns(CLOCK_MONOTONIC);
-    run->cpu_budget_ns = sbx__now_ns(OWN_CPU) - run->cpu_start_ns + extra;
+    run->cpu_budget_ns = sbx__run_cpu_since(run, sbx__now_ns(OWN_CPU)) + extra;
     run->wall_budget_ns = now - run->wall_start_ns + 2 * extra;
     run->wd_terminated_at = 0;
     if (!locked) return;
@@ -343,7 +348,7 @@ void sbx__run_rearm(sbx__run *run, double extra_ms) {
   }
   pthread_mutex_lock(&wd.mu);
   uint64_t now = sbx__now_ns(CLOCK_MONOTONIC);
-  run->cpu_budget_ns = sbx__now_ns(OWN_CPU) - run->cpu_start_ns + extra;
+  run->cpu_budget_ns = sbx__run_cpu_since(run, sbx__now_ns(OWN_CPU)) + extra;
   run->wall_budget_ns = now - run->wall_start_ns + 2 * extra;
   run->wd_terminated_at = 0;
   if (now + extra < wd.next_wake) {
@@ -354,11 +359,11 @@ void sbx__run_rearm(sbx__run *run, double extra_ms) {
 }
 
 double sbx__run_cpu_ms(const sbx__run *run) {
-  return (double)(sbx__now_ns(OWN_CPU) - run->cpu_start_ns) / 1e6;
+  return (double)sbx__run_cpu_since(run, sbx__now_ns(OWN_CPU)) / 1e6;
 }
 
 uint64_t sbx__run_cpu_left(const sbx__run *run) {
-  uint64_t used = sbx__now_ns(OWN_CPU) - run->cpu_start_ns;
+  uint64_t used = sbx__run_cpu_since(run, sbx__now_ns(OWN_CPU));
   return used >= run->cpu_budget_ns ? 0 : run->cpu_budget_ns - used;
 }
 
