@@ -15,6 +15,7 @@
  */
 #include "admin.h"
 
+#include "sim.h"
 #include "store.h"
 
 #include <errno.h>
@@ -36,6 +37,66 @@ static void on_problem(const char *msg, void *ud) {
   vstate *v = ud;
   if (v->problems) json_array_append_new(v->problems, json_string(msg));
   if (v->print) fprintf(stderr, "  %sproblem:%s %s\n", adm_c(v->a, true, "red"), adm_c(v->a, true, "reset"), msg);
+}
+
+/* The world's records, decoded by the game (sim_world_load checks every byte and the
+ * invariants its rules rely on) and checked against the store's game time. */
+typedef struct wrecs {
+  sim_record *r;
+  char **keys;
+  size_t n, cap;
+  bool oom;
+} wrecs;
+
+static int take_world(const char *key, const void *data, size_t len, void *ud) {
+  wrecs *w = ud;
+  if (w->n == w->cap) {
+    size_t cap = w->cap ? 2 * w->cap : 64;
+    sim_record *r = realloc(w->r, cap * sizeof *r);
+    char **k = r ? realloc(w->keys, cap * sizeof *k) : NULL;
+    if (r) w->r = r;
+    if (!k) {
+      w->oom = true;
+      return 1;
+    }
+    w->keys = k;
+    w->cap = cap;
+  }
+  if (!(w->keys[w->n] = strdup(key))) {
+    w->oom = true;
+    return 1;
+  }
+  w->r[w->n] = (sim_record){w->keys[w->n], data, len};
+  w->n++;
+  return 0;
+}
+
+static void verify_world(store_txn *t, store_verify_report *rep, vstate *v) {
+  wrecs w = {0};
+  char msg[SIM_ERRMSG_MAX + 128], err[SIM_ERRMSG_MAX] = "";
+  int rc = store_world_iter(t, NULL, take_world, &w);
+  if (rc == STORE_OK && !w.oom && w.n) {
+    sim_world *world = NULL;
+    int lrc = sim_world_load(sim_default_game(), w.r, w.n, &world, err);
+    if (lrc != SIM_OK) {
+      snprintf(msg, sizeof msg, "world: the %zu world records do not load: %s%s%s", w.n, sim_strerror(lrc),
+               err[0] ? ": " : "", err);
+      rep->problems++;
+      on_problem(msg, v);
+    } else if (sim_world_time(world) != rep->game_time) {
+      snprintf(msg, sizeof msg, "world: its time %llu is not the game time %llu",
+               (unsigned long long)sim_world_time(world), (unsigned long long)rep->game_time);
+      rep->problems++;
+      on_problem(msg, v);
+    }
+    sim_world_free(world);
+  } else if (rc != STORE_OK || w.oom) {
+    rep->problems++;
+    on_problem("world: its records could not be read", v);
+  }
+  for (size_t i = 0; i < w.n; i++) free(w.keys[i]);
+  free(w.keys);
+  free(w.r);
 }
 
 static void hex(const unsigned char *b, size_t n, char *out) {
@@ -78,6 +139,7 @@ static int verify_path(adm *a, const char *path, store_verify_report *rep, json_
   if (rc == STORE_OK) rc = store_read_begin(s, &t);
   vstate v = {a, problems, print};
   if (rc == STORE_OK) rc = store_verify(t, rep, on_problem, &v);
+  if (rc == STORE_OK) verify_world(t, rep, &v);
   store_abort(t);
   char msg[STORE_ERRMSG_MAX] = "";
   if (rc != STORE_OK && s) store_errmsg(s, msg, sizeof msg);
