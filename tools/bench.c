@@ -212,6 +212,7 @@ static void usage(FILE *f) {
           "  --heap-mb M      heap limit per isolate (default 64, as the baseline)\n"
           "  --work-ms X      CPU per player per tick in the work scenario (default 1)\n"
           "  --kill-reps R    repetitions of the kill-latency probe (default 10; 0 skips it)\n"
+          "  --v8-flags S     extra V8 flags, space separated (experiments)\n"
           "  --json           print one JSON object instead of text\n"
           "  -h, --help       this text\n");
 }
@@ -222,7 +223,8 @@ int main(int argc, char **argv) {
   size_t memory_bytes = 1024, heap_mb = 64;
   double work_ms = 1;
   bool json = false;
-  static struct option opts[] = {{"scenario", required_argument, 0, 's'}, {"players", required_argument, 0, 'n'},
+  const char *v8_flags = NULL;
+  static struct option opts[] = {{"v8-flags", required_argument, 0, 'v'},{"scenario", required_argument, 0, 's'}, {"players", required_argument, 0, 'n'},
                                  {"ticks", required_argument, 0, 't'},    {"warmup", required_argument, 0, 'w'},
                                  {"workers", required_argument, 0, 'k'},  {"memory-bytes", required_argument, 0, 'b'},
                                  {"heap-mb", required_argument, 0, 'm'},  {"work-ms", required_argument, 0, 'x'},
@@ -241,6 +243,7 @@ int main(int argc, char **argv) {
       case 'x': work_ms = atof(optarg); break;
       case 'r': kill_reps = atoi(optarg); break;
       case 'j': json = true; break;
+      case 'v': v8_flags = optarg; break;
       case 'h': usage(stdout); return 0;
       default: usage(stderr); return 2;
     }
@@ -257,7 +260,8 @@ int main(int argc, char **argv) {
   if (ticks < 1) ticks = 1;
 
   double rss0 = rss_mb();
-  if (sbx_engine_start(NULL) != SBX_OK) {
+  sbx_engine_options eo = {.v8_flags = v8_flags};
+  if (sbx_engine_start(&eo) != SBX_OK) {
     fprintf(stderr, "isoworld-bench: V8 failed to start\n");
     return 1;
   }
