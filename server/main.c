@@ -155,6 +155,9 @@ int main(int argc, char **argv) {
       (rc = srv_publish_init(&a.s, &a.loop, a.http, &wso)) != 0) {
     srv_log("cannot set up the player API: %d", rc);
     web_free(a.http);
+    /* close what did start, or the loop below would wait on its handles for ever */
+    srv_publish_close(&a.s);
+    srv_ops_close(&a.s);
     uv_run(&a.loop, UV_RUN_DEFAULT);
     srv_close(&a.s);
     return 1;
