@@ -48,6 +48,7 @@ static const sim_run *run_of(sbx_call *c, const sbx_lib_data **d) {
 
 static void fn_begin(sbx_call *c, const sbx_value *a, size_t n) {
   (void)a, (void)n;
+  if (sbx_call_expired(c)) return;
   const sbx_lib_data *d;
   const sim_run *r = run_of(c, &d);
   if (!r || !r->world) return; /* undefined: no world this run */
@@ -85,11 +86,13 @@ static void fn_intents(sbx_call *c, const sbx_value *a, size_t n) {
 
 /* A game's host function: fn_ud is its sim_host_fn. */
 static void fn_game(sbx_call *c, const sbx_value *a, size_t n) {
+  /* A run past its deadline touches the world — and the run data the server lent it — no
+   * more: a run the pool gave up on may wake up ticks later, when both have changed. */
+  if (sbx_call_expired(c)) return;
   const sbx_lib_data *d;
   const sim_run *r = run_of(c, &d);
   sim_host_fn fn = (sim_host_fn)(uintptr_t)sbx_call_fn_ud(c);
-  /* A run past its deadline touches the world no more: the tick may be changing it. */
-  if (!r || !r->world || !fn || sbx_call_expired(c)) return;
+  if (!r || !r->world || !fn) return;
   sim_arg args[SIM_HOST_ARGS_MAX];
   size_t k = n < SIM_HOST_ARGS_MAX ? n : SIM_HOST_ARGS_MAX;
   for (size_t i = 0; i < k; i++) {
