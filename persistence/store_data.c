@@ -57,6 +57,23 @@ bool store__has_prefix(const MDB_val *k, const void *prefix, size_t plen) {
 }
 #define has_prefix store__has_prefix
 
+int store__each(store_txn *t, MDB_dbi dbi, const void *prefix, size_t plen, const char *fn,
+                int (*visit)(store_txn *t, const MDB_val *k, const MDB_val *v, void *ud), void *ud) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(t->txn, dbi, &c);
+  if (rc) return store__fail_mdb(t, rc, fn);
+  MDB_val k = {plen, (void *)prefix}, v;
+  int st = 0;
+  rc = plen ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+  while (rc == 0 && has_prefix(&k, prefix, plen)) {
+    if ((st = visit(t, &k, &v, ud)) != 0) break;
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(c);
+  if (st) return st;
+  return (rc == 0 || rc == MDB_NOTFOUND) ? STORE_OK : store__fail_mdb(t, rc, fn);
+}
+
 int store__del_prefix(store_txn *t, MDB_dbi dbi, const void *prefix, size_t plen, size_t *n, const char *fn) {
   MDB_cursor *c;
   size_t count = 0;
@@ -434,6 +451,30 @@ int store_code_delete_module(store_txn *t, uint64_t uid, const char *branch, con
   return del_key(t, DBI(t, CODE), kb, kl, fn);
 }
 
+typedef struct module_visit {
+  const char *branch;
+  uint64_t uid;
+  size_t pl;
+  int (*fn)(const store_code_module *m, void *ud);
+  void *ud;
+} module_visit;
+
+static int visit_module(store_txn *t, const MDB_val *k, const MDB_val *v, void *ud) {
+  const module_visit *mv = ud;
+  const char *name = "store_code_iter_branch";
+  size_t nl = k->mv_size - mv->pl;
+  const char *np = (const char *)k->mv_data + mv->pl;
+  if (nl == 0 || nl >= STORE_MODULE_NAME_MAX || memchr(np, '\0', nl))
+    return store__fail(NULL, t, STORE_CORRUPT, "%s: user %" PRIu64 " branch '%s': bad module key of %zu bytes", name,
+                       mv->uid, mv->branch, k->mv_size);
+  char mname[STORE_MODULE_NAME_MAX];
+  memcpy(mname, np, nl);
+  mname[nl] = '\0';
+  store_code_module m = {.name = mname};
+  int st = module_decode(t, name, v, &m);
+  return st ? st : mv->fn(&m, mv->ud);
+}
+
 int store_code_iter_branch(store_txn *t, uint64_t uid, const char *branch,
                            int (*fn)(const store_code_module *m, void *ud), void *ud) {
   const char *name = "store_code_iter_branch";
@@ -443,30 +484,8 @@ int store_code_iter_branch(store_txn *t, uint64_t uid, const char *branch,
   unsigned char pre[CODE_KEY_MAX];
   size_t pl;
   if ((st = code_key(t, name, uid, branch, NULL, pre, &pl)) != 0) return st;
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(t->txn, DBI(t, CODE), &c);
-  if (rc) return store__fail_mdb(t, rc, name);
-  MDB_val k = {pl, pre}, v;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && has_prefix(&k, pre, pl)) {
-    size_t nl = k.mv_size - pl;
-    const char *np = (const char *)k.mv_data + pl;
-    if (nl == 0 || nl >= STORE_MODULE_NAME_MAX || memchr(np, '\0', nl)) {
-      st = store__fail(NULL, t, STORE_CORRUPT, "%s: user %" PRIu64 " branch '%s': bad module key of %zu bytes", name,
-                       uid, branch, k.mv_size);
-      break;
-    }
-    char mname[STORE_MODULE_NAME_MAX];
-    memcpy(mname, np, nl);
-    mname[nl] = '\0';
-    store_code_module m = {.name = mname};
-    if ((st = module_decode(t, name, &v, &m)) != 0) break;
-    if ((st = fn(&m, ud)) != 0) break;
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(c);
-  if (st) return st;
-  return (rc == 0 || rc == MDB_NOTFOUND) ? STORE_OK : store__fail_mdb(t, rc, name);
+  module_visit mv = {branch, uid, pl, fn, ud};
+  return store__each(t, DBI(t, CODE), pre, pl, name, visit_module, &mv);
 }
 
 int store_code_iter_branches(store_txn *t, uint64_t uid, int (*fn)(const char *branch, void *ud), void *ud) {
@@ -676,6 +695,21 @@ int store_world_delete(store_txn *t, const char *key) {
   return del_key(t, DBI(t, WORLD), key, kl, fn);
 }
 
+typedef struct world_visit {
+  int (*fn)(const char *key, const void *data, size_t len, void *ud);
+  void *ud;
+} world_visit;
+
+static int visit_world(store_txn *t, const MDB_val *k, const MDB_val *v, void *ud) {
+  const world_visit *w = ud;
+  if (k->mv_size == 0 || k->mv_size >= STORE_WORLD_KEY_MAX || memchr(k->mv_data, '\0', k->mv_size))
+    return store__fail(NULL, t, STORE_CORRUPT, "store_world_iter: bad world key of %zu bytes", k->mv_size);
+  char key[STORE_WORLD_KEY_MAX];
+  memcpy(key, k->mv_data, k->mv_size);
+  key[k->mv_size] = '\0';
+  return w->fn(key, v->mv_data, v->mv_size, w->ud);
+}
+
 int store_world_iter(store_txn *t, const char *prefix,
                      int (*fn)(const char *key, const void *data, size_t len, void *ud), void *ud) {
   const char *name = "store_world_iter";
@@ -684,23 +718,6 @@ int store_world_iter(store_txn *t, const char *prefix,
   if (!fn) return store__fail(NULL, t, STORE_INVALID, "%s: fn is NULL", name);
   size_t pl = prefix ? strlen(prefix) : 0;
   if (pl >= STORE_WORLD_KEY_MAX) return store__fail(NULL, t, STORE_INVALID, "%s: prefix longer than any key", name);
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(t->txn, DBI(t, WORLD), &c);
-  if (rc) return store__fail_mdb(t, rc, name);
-  MDB_val k = {pl, (void *)prefix}, v;
-  rc = pl ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
-  while (rc == 0 && has_prefix(&k, prefix, pl)) {
-    if (k.mv_size == 0 || k.mv_size >= STORE_WORLD_KEY_MAX || memchr(k.mv_data, '\0', k.mv_size)) {
-      st = store__fail(NULL, t, STORE_CORRUPT, "%s: bad world key of %zu bytes", name, k.mv_size);
-      break;
-    }
-    char key[STORE_WORLD_KEY_MAX];
-    memcpy(key, k.mv_data, k.mv_size);
-    key[k.mv_size] = '\0';
-    if ((st = fn(key, v.mv_data, v.mv_size, ud)) != 0) break;
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(c);
-  if (st) return st;
-  return (rc == 0 || rc == MDB_NOTFOUND) ? STORE_OK : store__fail_mdb(t, rc, name);
+  world_visit w = {fn, ud};
+  return store__each(t, DBI(t, WORLD), prefix, pl, name, visit_world, &w);
 }

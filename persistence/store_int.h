@@ -91,6 +91,11 @@ int store__meta_put_u64(store_txn *txn, const char *key, uint64_t value, const c
 /* Length of a NUL-terminated name in 1..max-1, or -1. */
 long store__name_len(const char *s, size_t max);
 bool store__has_prefix(const MDB_val *k, const void *prefix, size_t plen);
+/* Calls visit(t, key, value, ud) for each record of dbi whose key starts with prefix
+ * (plen 0: every record), in key order, until visit returns non-zero (returned as is).
+ * LMDB's errors are recorded under fn. */
+int store__each(store_txn *t, MDB_dbi dbi, const void *prefix, size_t plen, const char *fn,
+                int (*visit)(store_txn *t, const MDB_val *k, const MDB_val *v, void *ud), void *ud);
 /* Deletes every key of dbi starting with prefix; *n (may be NULL) counts them. */
 int store__del_prefix(store_txn *t, MDB_dbi dbi, const void *prefix, size_t plen, size_t *n, const char *fn);
 /* Deletes one key; STORE_NOTFOUND is returned unrecorded. */

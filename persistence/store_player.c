@@ -94,27 +94,39 @@ int store_branch_delete(store_txn *t, uint64_t uid, const char *name) {
   return rec == STORE_NOTFOUND && mods == STORE_NOTFOUND ? STORE_NOTFOUND : STORE_OK;
 }
 
-int store_branch_iter(store_txn *t, uint64_t uid, int (*fn)(const store_branch *b, void *ud), void *ud) {
-  const char *name = "store_branch_iter";
-  int st = store__check_txn(t, false, name);
+/* The per-user iterators: what their visitors need. */
+typedef struct user_visit {
+  const char *name;
+  uint64_t uid;
+  union {
+    int (*branch)(const store_branch *b, void *ud);
+    int (*console)(uint64_t seq, const char *expr, size_t len, void *ud);
+    int (*token)(const unsigned char *hash, const store_token *tok, void *ud);
+  } fn;
+  void *ud;
+} user_visit;
+
+static int visit_branch(store_txn *t, const MDB_val *k, const MDB_val *v, void *ud) {
+  const user_visit *u = ud;
+  store_branch b;
+  int st = branch_decode(t, u->name, u->uid, k, v, &b);
+  return st ? st : u->fn.branch(&b, u->ud);
+}
+
+/* Checks, then walks the records of dbi under the user's 8-byte key prefix. */
+static int user_iter(store_txn *t, int db, user_visit *u, bool have_fn,
+                     int (*visit)(store_txn *, const MDB_val *, const MDB_val *, void *)) {
+  int st = store__check_txn(t, false, u->name);
   if (st) return st;
-  if (!fn) return store__fail(NULL, t, STORE_INVALID, "%s: fn is NULL", name);
+  if (!have_fn) return store__fail(NULL, t, STORE_INVALID, "%s: fn is NULL", u->name);
   unsigned char pre[8];
-  store__be64_put(pre, uid);
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(t->txn, DBI(t, BRANCHES), &c);
-  if (rc) return store__fail_mdb(t, rc, name);
-  MDB_val k = {8, pre}, v;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && store__has_prefix(&k, pre, 8)) {
-    store_branch b;
-    if ((st = branch_decode(t, name, uid, &k, &v, &b)) != 0) break;
-    if ((st = fn(&b, ud)) != 0) break;
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(c);
-  if (st) return st;
-  return (rc == 0 || rc == MDB_NOTFOUND) ? STORE_OK : store__fail_mdb(t, rc, name);
+  store__be64_put(pre, u->uid);
+  return store__each(t, t->s->dbi[db], pre, 8, u->name, visit, u);
+}
+
+int store_branch_iter(store_txn *t, uint64_t uid, int (*fn)(const store_branch *b, void *ud), void *ud) {
+  user_visit u = {"store_branch_iter", uid, {.branch = fn}, ud};
+  return user_iter(t, STORE__DB_BRANCHES, &u, fn != NULL, visit_branch);
 }
 
 static int count_one(const store_branch *b, void *ud) {
@@ -254,33 +266,20 @@ int store_console_push(store_txn *t, uint64_t uid, const char *expr, size_t len,
   return STORE_OK;
 }
 
+static int visit_console(store_txn *t, const MDB_val *k, const MDB_val *v, void *ud) {
+  const user_visit *u = ud;
+  const unsigned char *p = v->mv_data;
+  if (k->mv_size != 16 || v->mv_size < 2 || p[0] != 0)
+    return store__fail(NULL, t, STORE_CORRUPT, "%s: user %" PRIu64 ": bad console entry (%zu-byte key, %zu bytes)",
+                       u->name, u->uid, k->mv_size, v->mv_size);
+  return u->fn.console(store__be64_get((const unsigned char *)k->mv_data + 8), (const char *)p + 1, v->mv_size - 1,
+                       u->ud);
+}
+
 int store_console_iter(store_txn *t, uint64_t uid, int (*fn)(uint64_t seq, const char *expr, size_t len, void *ud),
                        void *ud) {
-  const char *name = "store_console_iter";
-  int st = store__check_txn(t, false, name);
-  if (st) return st;
-  if (!fn) return store__fail(NULL, t, STORE_INVALID, "%s: fn is NULL", name);
-  unsigned char pre[8];
-  store__be64_put(pre, uid);
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(t->txn, DBI(t, CONSOLE), &c);
-  if (rc) return store__fail_mdb(t, rc, name);
-  MDB_val k = {8, pre}, v;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && store__has_prefix(&k, pre, 8)) {
-    const unsigned char *p = v.mv_data;
-    if (k.mv_size != 16 || v.mv_size < 2 || p[0] != 0) {
-      st = store__fail(NULL, t, STORE_CORRUPT, "%s: user %" PRIu64 ": bad console entry (%zu-byte key, %zu bytes)",
-                       name, uid, k.mv_size, v.mv_size);
-      break;
-    }
-    if ((st = fn(store__be64_get((const unsigned char *)k.mv_data + 8), (const char *)p + 1, v.mv_size - 1, ud)) != 0)
-      break;
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(c);
-  if (st) return st;
-  return (rc == 0 || rc == MDB_NOTFOUND) ? STORE_OK : store__fail_mdb(t, rc, name);
+  user_visit u = {"store_console_iter", uid, {.console = fn}, ud};
+  return user_iter(t, STORE__DB_CONSOLE, &u, fn != NULL, visit_console);
 }
 
 int store_console_trim(store_txn *t, uint64_t uid, uint64_t upto, size_t *n) {
@@ -379,32 +378,20 @@ int store_token_delete(store_txn *t, uint64_t uid, const unsigned char hash[STOR
   return store__del_key(t, DBI(t, TOKENS), kb, sizeof kb, fn);
 }
 
+static int visit_token(store_txn *t, const MDB_val *k, const MDB_val *v, void *ud) {
+  const user_visit *u = ud;
+  if (k->mv_size != 8 + STORE_TOKEN_HASH_BYTES)
+    return store__fail(NULL, t, STORE_CORRUPT, "%s: user %" PRIu64 ": token key of %zu bytes", u->name, u->uid,
+                       k->mv_size);
+  store_token tok;
+  int st = token_decode(t, u->name, u->uid, v, &tok);
+  return st ? st : u->fn.token((const unsigned char *)k->mv_data + 8, &tok, u->ud);
+}
+
 int store_token_iter(store_txn *t, uint64_t uid, int (*fn)(const unsigned char *hash, const store_token *tok, void *ud),
                      void *ud) {
-  const char *name = "store_token_iter";
-  int st = store__check_txn(t, false, name);
-  if (st) return st;
-  if (!fn) return store__fail(NULL, t, STORE_INVALID, "%s: fn is NULL", name);
-  unsigned char pre[8];
-  store__be64_put(pre, uid);
-  MDB_cursor *c;
-  int rc = mdb_cursor_open(t->txn, DBI(t, TOKENS), &c);
-  if (rc) return store__fail_mdb(t, rc, name);
-  MDB_val k = {8, pre}, v;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && store__has_prefix(&k, pre, 8)) {
-    store_token tok;
-    if (k.mv_size != 8 + STORE_TOKEN_HASH_BYTES) {
-      st = store__fail(NULL, t, STORE_CORRUPT, "%s: user %" PRIu64 ": token key of %zu bytes", name, uid, k.mv_size);
-      break;
-    }
-    if ((st = token_decode(t, name, uid, &v, &tok)) != 0) break;
-    if ((st = fn((const unsigned char *)k.mv_data + 8, &tok, ud)) != 0) break;
-    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-  }
-  mdb_cursor_close(c);
-  if (st) return st;
-  return (rc == 0 || rc == MDB_NOTFOUND) ? STORE_OK : store__fail_mdb(t, rc, name);
+  user_visit u = {"store_token_iter", uid, {.token = fn}, ud};
+  return user_iter(t, STORE__DB_TOKENS, &u, fn != NULL, visit_token);
 }
 
 /* ------------------------------------------------------------------ settings */

@@ -233,6 +233,18 @@ admin_op *admin_op_new(srv_admin *a, web_req *req, const char *who, const char *
   return o;
 }
 
+admin_op *admin_user_op(srv_admin *a, web_req *req, const char *who, const char *verb) {
+  json_t *body;
+  if (!admin_body(req, &body)) return NULL;
+  char name[STORE_USERNAME_MAX];
+  bool ok = admin_arg_user(req, body, "user", name);
+  json_decref(body);
+  if (!ok) return NULL;
+  admin_op *o = admin_op_new(a, req, who, "%s %s", verb, name);
+  if (o) snprintf(o->name, sizeof o->name, "%s", name);
+  return o;
+}
+
 void admin_op_free(admin_op *o) {
   if (!o) return;
   json_decref(o->reply);

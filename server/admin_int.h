@@ -162,6 +162,9 @@ struct admin_op {
  * log shows it. */
 admin_op *admin_op_new(srv_admin *a, web_req *req, const char *who, const char *what_fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The start of a handler acting on the one user its body names ("user"): parses the body
+ * and the name, makes the op (logged as "<verb> <name>", o->name set). NULL: answered. */
+admin_op *admin_user_op(srv_admin *a, web_req *req, const char *who, const char *verb);
 /* Submits o (answers and frees it if the queue refuses). */
 void admin_op_submit(admin_op *o);
 /* Sets o's refusal; returns 1 (prepare's "refused"). */

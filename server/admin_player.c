@@ -294,15 +294,8 @@ static void reset_apply(srv *s, admin_op *o) {
 }
 
 static void h_reset_global(srv_admin *a, web_req *req, const char *who) {
-  json_t *body;
-  if (!admin_body(req, &body)) return;
-  char name[STORE_USERNAME_MAX];
-  bool ok = admin_arg_user(req, body, "user", name);
-  json_decref(body);
-  if (!ok) return;
-  admin_op *o = admin_op_new(a, req, who, "player reset-global %s", name);
+  admin_op *o = admin_user_op(a, req, who, "player reset-global");
   if (!o) return;
-  snprintf(o->name, sizeof o->name, "%s", name);
   o->prepare = reset_prepare;
   o->apply = reset_apply;
   admin_op_submit(o);
@@ -381,15 +374,8 @@ static void respawn_apply(srv *s, admin_op *o) {
 }
 
 static void h_respawn(srv_admin *a, web_req *req, const char *who) {
-  json_t *body;
-  if (!admin_body(req, &body)) return;
-  char name[STORE_USERNAME_MAX];
-  bool ok = admin_arg_user(req, body, "user", name);
-  json_decref(body);
-  if (!ok) return;
-  admin_op *o = admin_op_new(a, req, who, "player respawn %s", name);
+  admin_op *o = admin_user_op(a, req, who, "player respawn");
   if (!o) return;
-  snprintf(o->name, sizeof o->name, "%s", name);
   o->prepare = respawn_prepare;
   o->apply = respawn_apply;
   admin_op_submit(o);

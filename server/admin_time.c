@@ -76,17 +76,9 @@ void srv_time_wait(srv *s, uint64_t *next) {
 
 /* The seed of the world the tick thread holds (world.c publishes it), or, before it has
  * one, the configured --world-seed. */
-static uint64_t stored_seed(const srv *s, store_txn *txn) {
-  (void)txn;
-  uint64_t seed = atomic_load(&((srv *)s)->pub_world_seed);
+static uint64_t world_seed(srv *s) {
+  uint64_t seed = atomic_load(&s->pub_world_seed);
   return seed ? seed : s->cfg.world_seed;
-}
-
-/* Side of a square world of `rooms` rooms (what world.c reports as its size). */
-static uint32_t side_of_rooms(size_t rooms) {
-  uint32_t side = 0;
-  while ((size_t)side * side < rooms) side++;
-  return side;
 }
 
 typedef struct status_counts {
@@ -115,9 +107,9 @@ static void status_read(admin_read *r, store_txn *txn) {
   }
   /* The world: its room count as the tick thread published it (r->num), its seed as
    * committed. null: a server without a world. */
-  uint32_t side = side_of_rooms((size_t)r->num);
+  uint32_t side = srv_world_side((size_t)r->num);
   json_t *world = r->num > 0 ? json_pack("{s:I, s:i, s:i, s:I}", "rooms", (json_int_t)r->num, "width", (int)side,
-                                         "height", (int)side, "seed", (json_int_t)stored_seed(r->a->s, txn))
+                                         "height", (int)side, "seed", (json_int_t)world_seed(r->a->s))
                              : json_null();
   r->reply = json_pack("{s:I, s:{s:I, s:I, s:I}, s:I, s:i, s:o, s:{s:I, s:I, s:i}}", "game_time",
                        (json_int_t)c.game_time, "players", "total", (json_int_t)c.users, "banned", (json_int_t)c.banned,
@@ -403,7 +395,7 @@ static int replace_prepare(srv *s, store_txn *txn, admin_op *o) {
   const sim_world *w = srv_world_get(s);
   if (!w) return admin_refuse(o, 501, "no_world", "this server has no world");
   int side = o->num ? (int)o->num : (int)srv_world_size(s);
-  uint64_t seed = o->flag ? o->target : stored_seed(s, txn);
+  uint64_t seed = o->flag ? o->target : world_seed(s);
   size_t old_rooms = sim_world_room_count(w);
   replayers l = {w, NULL, 0, 0};
   int rc = store_user_iter(txn, note_playing, &l);
@@ -481,7 +473,7 @@ static void h_generate(srv_admin *a, web_req *req, const char *who) {
   if (ok) ok = seed_arg(req, body, &o0);
   json_decref(body);
   if (!ok) return;
-  uint32_t side = side_of_rooms((size_t)n);
+  uint32_t side = srv_world_side((size_t)n);
   admin_op *o;
   if (o0.flag)
     o = admin_op_new(a, req, who, "world generate %" PRId64 " --seed %" PRIu64 " (%" PRIu32 "x%" PRIu32 ")", n,

@@ -274,15 +274,8 @@ static void ban_apply(srv *s, admin_op *o) {
 }
 
 static void ban(srv_admin *a, web_req *req, const char *who, bool on) {
-  json_t *body;
-  if (!admin_body(req, &body)) return;
-  char name[STORE_USERNAME_MAX];
-  bool ok = admin_arg_user(req, body, "user", name);
-  json_decref(body);
-  if (!ok) return;
-  admin_op *o = admin_op_new(a, req, who, "users %s %s", on ? "ban" : "unban", name);
+  admin_op *o = admin_user_op(a, req, who, on ? "users ban" : "users unban");
   if (!o) return;
-  snprintf(o->name, sizeof o->name, "%s", name);
   o->flag = on;
   o->prepare = ban_prepare;
   o->apply = ban_apply;

@@ -237,6 +237,8 @@ void srv_world_free(srv *s);
 const sbx_library *srv_world_library(const srv *s);
 const sim_world *srv_world_get(const srv *s);
 uint32_t srv_world_size(const srv *s);
+/* Rooms a side of a square world of `rooms` rooms (0 for none). Any thread. */
+uint32_t srv_world_side(size_t rooms);
 void srv_world_committed(srv *s);
 int srv_world_rollback(srv *s);
 /* Changes, each saving what changed into txn. Return a sim_status. join: room NULL lets

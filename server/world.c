@@ -19,7 +19,6 @@
 #include "server.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,63 +35,41 @@ struct srv_world {
 
 /* ------------------------------------------------------------------ loading */
 
-typedef struct rec_list {
-  sim_record *r;
-  char **keys;
-  size_t n, cap;
-} rec_list;
-
+/* store_world_iter: each record into a sim_record_list (data borrowed from the txn). */
 static int collect(const char *key, const void *data, size_t len, void *ud) {
-  rec_list *l = ud;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    sim_record *r = realloc(l->r, cap * sizeof *r);
-    if (!r) return STORE_NOMEM;
-    l->r = r;
-    char **k = realloc(l->keys, cap * sizeof *k);
-    if (!k) return STORE_NOMEM;
-    l->keys = k;
-    l->cap = cap;
-  }
-  if (!(l->keys[l->n] = strdup(key))) return STORE_NOMEM;
-  l->r[l->n] = (sim_record){l->keys[l->n], data, len};
-  l->n++;
-  return 0;
-}
-
-static void rec_list_free(rec_list *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->keys[i]);
-  free(l->keys);
-  free(l->r);
+  return sim_record_list_add(ud, key, data, len) == SIM_OK ? 0 : STORE_NOMEM;
 }
 
 static int put_record(const char *key, const void *data, size_t len, void *ud) {
   return store_world_put(ud, key, data, len);
 }
 
+uint32_t srv_world_side(size_t rooms) {
+  uint32_t side = 0;
+  while ((size_t)side * side < rooms) side++;
+  return side;
+}
+
 static uint32_t side_of(const sim_world *w) {
-  size_t n = sim_world_room_count(w);
-  uint32_t side = (uint32_t)sqrt((double)n);
-  while ((size_t)side * side < n) side++;
-  return side ? side : 1;
+  return srv_world_side(sim_world_room_count(w));
 }
 
 /* The world as committed in txn: 1 loaded, 0 the store has none, < 0 an error (logged). */
 static int load(srv *s, store_txn *txn, sim_world **out) {
-  rec_list l = {0};
+  sim_record_list l = {0};
   int rc = store_world_iter(txn, NULL, collect, &l);
   if (rc != STORE_OK) {
-    rec_list_free(&l);
+    sim_record_list_release(&l);
     srv_log("world: cannot read its records: %s", store_strerror(rc));
     return -1;
   }
   if (l.n == 0) {
-    rec_list_free(&l);
+    sim_record_list_release(&l);
     return 0;
   }
   char err[SIM_ERRMSG_MAX] = "";
   rc = sim_world_load(sim_default_game(), l.r, l.n, out, err);
-  rec_list_free(&l);
+  sim_record_list_release(&l);
   if (rc != SIM_OK) {
     srv_log("world: the stored world cannot be loaded: %s%s%s (data directory %s)", sim_strerror(rc), *err ? ": " : "",
             err, s->cfg.data_dir);
@@ -234,12 +211,6 @@ int srv_world_leave(srv *s, store_txn *txn, uint64_t id) {
   return rc == STORE_OK ? SIM_OK : SIM_NOMEM;
 }
 
-static int delete_key(const char *key, const void *data, size_t len, void *ud) {
-  (void)data, (void)len;
-  rec_list *l = ud;
-  return collect(key, NULL, 0, l);
-}
-
 int srv_world_replace(srv *s, store_txn *txn, int side, uint64_t seed, char *err, size_t errcap) {
   srv_world *sw = s->world;
   if (!sw) return SIM_UNSUPPORTED;
@@ -252,10 +223,10 @@ int srv_world_replace(srv *s, store_txn *txn, int side, uint64_t seed, char *err
     return rc;
   }
   /* Every old record goes; the new world is written whole. */
-  rec_list l = {0};
-  rc = store_world_iter(txn, NULL, delete_key, &l);
-  for (size_t i = 0; rc == STORE_OK && i < l.n; i++) rc = store_world_delete(txn, l.keys[i]);
-  rec_list_free(&l);
+  sim_record_list l = {0};
+  rc = store_world_iter(txn, NULL, collect, &l);
+  for (size_t i = 0; rc == STORE_OK && i < l.n; i++) rc = store_world_delete(txn, l.r[i].key);
+  sim_record_list_release(&l);
   if (rc == STORE_OK) rc = sim_world_save(nw, true, put_record, txn);
   if (rc != STORE_OK) {
     sim_world_free(nw);

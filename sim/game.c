@@ -32,6 +32,27 @@ void sim_buf_release(sim_buf *b) {
   sim_buf_init(b);
 }
 
+int sim_record_list_add(sim_record_list *l, const char *key, const void *data, size_t len) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 64;
+    sim_record *r = realloc(l->r, cap * sizeof *r);
+    if (!r) return SIM_NOMEM;
+    l->r = r;
+    l->cap = cap;
+  }
+  char *k = strdup(key);
+  if (!k) return SIM_NOMEM;
+  l->r[l->n++] = (sim_record){k, data, len};
+  return SIM_OK;
+}
+
+void sim_record_list_release(sim_record_list *l) {
+  for (size_t i = 0; i < l->n; i++) free((char *)l->r[i].key);
+  free(l->r);
+  l->r = NULL;
+  l->n = l->cap = 0;
+}
+
 void sim_buf_clear(sim_buf *b) {
   b->len = 0;
   if (b->data) b->data[0] = 0;

@@ -71,8 +71,8 @@ static void fn_view(sbx_call *c, const sbx_value *a, size_t n) {
 static void fn_intents(sbx_call *c, const sbx_value *a, size_t n) {
   lib_state *st = sbx_call_state(c);
   if (!st || n < 1 || a[0].type != SBX_VAL_STRING) return;
-  if (a[0].len > SIM_DW_INTENTS_MAX_BYTES) {
-    sbx_call_throw(c, "intents: %zu bytes, at most %u a tick", a[0].len, (unsigned)SIM_DW_INTENTS_MAX_BYTES);
+  if (a[0].len > SIM_INTENTS_MAX_BYTES) {
+    sbx_call_throw(c, "intents: %zu bytes, at most %u a tick", a[0].len, (unsigned)SIM_INTENTS_MAX_BYTES);
     return;
   }
   char *copy = malloc(a[0].len + 1);

@@ -165,6 +165,16 @@ typedef struct sim_record {
   size_t len;
 } sim_record;
 
+/* A growable list of records, e.g. a world's records read from a store's iterator before
+ * sim_world_load: keys are copied, data is borrowed (it must outlive the list's use).
+ * Zero-initialise it; release frees the keys and the array. */
+typedef struct sim_record_list {
+  sim_record *r;
+  size_t n, cap;
+} sim_record_list;
+int sim_record_list_add(sim_record_list *l, const char *key, const void *data, size_t len); /* SIM_NOMEM */
+void sim_record_list_release(sim_record_list *l);
+
 /* Receives one record to store (save) — return 0, or a non-zero value to stop saving,
  * which save then returns. */
 typedef int (*sim_put_fn)(const char *key, const void *data, size_t len, void *ud);
@@ -197,6 +207,10 @@ typedef struct sim_intents {
   size_t accepted;  /* intents that took effect */
   size_t rejected;  /* intents refused or superseded */
 } sim_intents;
+
+/* The most intent text one player may hand over in a tick, whatever the game (the sandbox
+ * library refuses more; a game may take less). */
+#define SIM_INTENTS_MAX_BYTES (4u << 20)
 
 /* Result code of an intent replaced by a later one of the same kind for the same object
  * (last call wins, as on Screeps), or dropped by Screeps' action priorities. */
@@ -448,7 +462,7 @@ const sim_game *sim_default_game(void);
 
 /* Limits of the default world. */
 #define SIM_DW_MAX_ROOMS_SIDE 64            /* width and height in rooms */
-#define SIM_DW_INTENTS_MAX_BYTES (4u << 20) /* one player's intent text per tick */
+#define SIM_DW_INTENTS_MAX_BYTES SIM_INTENTS_MAX_BYTES /* one player's intent text per tick */
 #define SIM_DW_INTENTS_MAX 20000            /* intents of one player per tick */
 
 /* The intent wire format of the default world (what sim/js/ produces, what tick takes):

@@ -27,8 +27,7 @@
 #include <string.h>
 
 #include "sandbox.h"
-#include "sim.h"
-#include "world/world.h"
+#include "test_world_util.h"
 
 #define MAX_PLAYERS 8
 
@@ -227,27 +226,10 @@ static const dw_obj *controller_of(const sim_world *sw, uint64_t user) {
 }
 
 /* The world survives a save/load round trip with its hash. */
-typedef struct recs {
-  sim_record r[256];
-  char *keys[256];
-  void *data[256];
-  size_t n;
-} recs;
-
-static int put_rec(const char *key, const void *data, size_t len, void *ud) {
-  recs *rs = ud;
-  if (rs->n >= 256) return -1;
-  rs->keys[rs->n] = strdup(key);
-  rs->data[rs->n] = malloc(len ? len : 1);
-  memcpy(rs->data[rs->n], data, len);
-  rs->r[rs->n] = (sim_record){rs->keys[rs->n], rs->data[rs->n], len};
-  rs->n++;
-  return 0;
-}
-
 static void check_round_trip(sim_world *w) {
-  recs *rs = calloc(1, sizeof *rs);
-  assert_int_equal(sim_world_save(w, true, put_rec, rs), 0);
+  tw_records *rs = calloc(1, sizeof *rs);
+  assert_non_null(rs);
+  assert_int_equal(sim_world_save(w, true, tw_put_record, rs), 0);
   sim_world *back = NULL;
   char err[SIM_ERRMSG_MAX] = "";
   int rc = sim_world_load(sim_default_game(), rs->r, rs->n, &back, err);
@@ -255,10 +237,7 @@ static void check_round_trip(sim_world *w) {
   assert_int_equal(rc, SIM_OK);
   assert_true(sim_world_hash(back) == sim_world_hash(w));
   sim_world_free(back);
-  for (size_t i = 0; i < rs->n; i++) {
-    free(rs->keys[i]);
-    free(rs->data[i]);
-  }
+  tw_records_free(rs);
   free(rs);
 }
 

@@ -41,41 +41,18 @@ static void on_problem(const char *msg, void *ud) {
 
 /* The world's records, decoded by the game (sim_world_load checks every byte and the
  * invariants its rules rely on) and checked against the store's game time. */
-typedef struct wrecs {
-  sim_record *r;
-  char **keys;
-  size_t n, cap;
-  bool oom;
-} wrecs;
-
 static int take_world(const char *key, const void *data, size_t len, void *ud) {
-  wrecs *w = ud;
-  if (w->n == w->cap) {
-    size_t cap = w->cap ? 2 * w->cap : 64;
-    sim_record *r = realloc(w->r, cap * sizeof *r);
-    char **k = r ? realloc(w->keys, cap * sizeof *k) : NULL;
-    if (r) w->r = r;
-    if (!k) {
-      w->oom = true;
-      return 1;
-    }
-    w->keys = k;
-    w->cap = cap;
-  }
-  if (!(w->keys[w->n] = strdup(key))) {
-    w->oom = true;
-    return 1;
-  }
-  w->r[w->n] = (sim_record){w->keys[w->n], data, len};
-  w->n++;
-  return 0;
+  return sim_record_list_add(ud, key, data, len) == SIM_OK ? 0 : STORE_NOMEM;
 }
 
 static void verify_world(store_txn *t, store_verify_report *rep, vstate *v) {
-  wrecs w = {0};
+  sim_record_list w = {0};
   char msg[SIM_ERRMSG_MAX + 128], err[SIM_ERRMSG_MAX] = "";
   int rc = store_world_iter(t, NULL, take_world, &w);
-  if (rc == STORE_OK && !w.oom && w.n) {
+  if (rc != STORE_OK) {
+    rep->problems++;
+    on_problem("world: its records could not be read", v);
+  } else if (w.n) {
     sim_world *world = NULL;
     int lrc = sim_world_load(sim_default_game(), w.r, w.n, &world, err);
     if (lrc != SIM_OK) {
@@ -90,13 +67,8 @@ static void verify_world(store_txn *t, store_verify_report *rep, vstate *v) {
       on_problem(msg, v);
     }
     sim_world_free(world);
-  } else if (rc != STORE_OK || w.oom) {
-    rep->problems++;
-    on_problem("world: its records could not be read", v);
   }
-  for (size_t i = 0; i < w.n; i++) free(w.keys[i]);
-  free(w.keys);
-  free(w.r);
+  sim_record_list_release(&w);
 }
 
 static void hex(const unsigned char *b, size_t n, char *out) {
